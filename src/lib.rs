@@ -1,0 +1,16 @@
+//! # kazoo-webhooks
+//!
+//! A KAZOO-compatible webhooks engine, as a library. This facade re-exports the workspace's
+//! crates under short names so an embedder adds one dependency:
+//!
+//! - [`core`]: the domain and the extension traits (`WebhookModule`, `Store`);
+//! - [`modules`]: KAZOO's hook modules, one file each;
+//! - [`store`]: the embedded store (and CouchDB);
+//! - [`api`]: the crossbar-compatible REST API, mountable in your own axum/hyper server.
+//!
+//! The `examples/` directory shows each of these in a small runnable program.
+
+pub use webhooks_api as api;
+pub use webhooks_core as core;
+pub use webhooks_modules as modules;
+pub use webhooks_store as store;

@@ -1,0 +1,115 @@
+//! Identifiers. KAZOO account ids are 32 lowercase hex characters; everything that names an
+//! account goes through [`AccountId`] so that a malformed id is refused at the edge.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A KAZOO account id: exactly 32 lowercase hex characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+/// The text was not a 32-character lowercase hex account id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an account id: {0:?}")]
+pub struct BadAccountId(pub String);
+
+impl AccountId {
+    /// Parses an account id. Upper-case hex is refused rather than folded: KAZOO ids are lower
+    /// case and the same account must never appear under two spellings.
+    pub fn parse(s: &str) -> Result<Self, BadAccountId> {
+        if is_hex32(s) {
+            Ok(AccountId(s.to_owned()))
+        } else {
+            Err(BadAccountId(s.to_owned()))
+        }
+    }
+
+    /// Builds an id from 16 random bytes supplied by the caller (core has no randomness source).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        AccountId(hex32(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The account's database name, `account/xx/yy/rest`, as KAZOO names it.
+    pub fn db_name(&self) -> String {
+        format!(
+            "account/{}/{}/{}",
+            &self.0[..2],
+            &self.0[2..4],
+            &self.0[4..]
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        AccountId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountId({})", self.0)
+    }
+}
+
+impl AsRef<str> for AccountId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// True for exactly 32 lowercase hex characters (the shape of KAZOO account and doc ids).
+pub fn is_hex32(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Formats 16 bytes as 32 lowercase hex characters.
+pub fn hex32(bytes: [u8; 16]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(32);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_id_accepts_only_lowercase_hex32() {
+        assert!(AccountId::parse("0123456789abcdef0123456789abcdef").is_ok());
+        assert!(AccountId::parse("0123456789ABCDEF0123456789abcdef").is_err());
+        assert!(AccountId::parse("0123").is_err());
+        assert!(AccountId::parse("0123456789abcdef0123456789abcdeg").is_err());
+    }
+
+    #[test]
+    fn db_name_splits_like_kazoo() {
+        let id = AccountId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(id.db_name(), "account/01/23/456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn hex32_round_trips() {
+        let id = AccountId::from_bytes([0xab; 16]);
+        assert_eq!(id.as_str(), "abababababababababababababababab");
+    }
+}

@@ -1,0 +1,36 @@
+//! # webhooks-core: the domain of a KAZOO-compatible webhooks engine
+//!
+//! KAZOO publishes call, notification and document-change events; accounts register webhooks
+//! that turn those events into HTTP requests. This crate holds the words of that story and
+//! nothing that talks to the outside world: no sockets, no files, no databases. Adapters
+//! (`webhooks-store`, `webhooks-amqp`, `webhooks-api`) implement or use its traits.
+//!
+//! Start reading with:
+//! - [`doc::Doc`]: every stored thing (account, webhook, attempt, config) is a KAZOO-style JSON
+//!   document with `_id`, `_rev` and `pvt_*` private fields, exactly as KAZOO keeps it in CouchDB.
+//! - [`hook::Hook`]: the in-memory record a webhook document becomes when it is loaded (§2.2 of the
+//!   spec), and [`validate`] which checks a document the way crossbar does before it is saved.
+//! - [`module::WebhookModule`]: the extension point. One implementation per event family
+//!   (channel_create, object, notifications, ...) turns an [`event::Event`] into payloads.
+//! - [`store::Store`]: where documents live. An embedded default and CouchDB implement it.
+
+pub mod account;
+pub mod config;
+pub mod doc;
+pub mod event;
+pub mod hook;
+pub mod ids;
+pub mod module;
+pub mod registry;
+pub mod store;
+pub mod time;
+pub mod validate;
+
+pub use account::Account;
+pub use doc::Doc;
+pub use event::Event;
+pub use hook::{BodyFormat, Hook, HttpVerb};
+pub use ids::AccountId;
+pub use module::{Binding, Dispatch, HookFinder, ModuleMetadata, WebhookModule};
+pub use registry::ModuleRegistry;
+pub use store::{Store, StoreError};

@@ -1,0 +1,147 @@
+//! The set of registered modules: what hooks exist, their metadata and samples, and which module
+//! answers which event.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::module::{ModuleMetadata, WebhookModule};
+
+struct Registered {
+    module: Arc<dyn WebhookModule>,
+    metadata: ModuleMetadata,
+}
+
+/// Registered modules, in registration order. Cheap to clone (modules are shared).
+#[derive(Clone, Default)]
+pub struct ModuleRegistry {
+    modules: Arc<Vec<Arc<Registered>>>,
+}
+
+impl ModuleRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a module, calling its `init` once. A module whose id is already registered
+    /// replaces the earlier one (an embedder may override a built-in module).
+    pub fn register(mut self, module: impl WebhookModule) -> Self {
+        self.register_arc(Arc::new(module));
+        self
+    }
+
+    pub fn register_arc(&mut self, module: Arc<dyn WebhookModule>) {
+        let metadata = module.init();
+        let mut list: Vec<Arc<Registered>> = self.modules.as_ref().clone();
+        list.retain(|r| r.metadata.id != metadata.id);
+        list.push(Arc::new(Registered { module, metadata }));
+        self.modules = Arc::new(list);
+    }
+
+    /// Is `hook` the id of a registered module? (`all` is not a module.)
+    pub fn is_available(&self, hook: &str) -> bool {
+        self.modules.iter().any(|r| r.metadata.id == hook)
+    }
+
+    pub fn metadata(&self, hook: &str) -> Option<&ModuleMetadata> {
+        self.modules
+            .iter()
+            .find(|r| r.metadata.id == hook)
+            .map(|r| &r.metadata)
+    }
+
+    /// Every module's catalogue entry, in registration order.
+    pub fn catalogue(&self) -> Vec<&ModuleMetadata> {
+        self.modules.iter().map(|r| &r.metadata).collect()
+    }
+
+    /// Hook names a client may use: `all` plus every module id, sorted (crossbar's `hook` enum).
+    pub fn hook_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.modules.iter().map(|r| r.metadata.id.clone()).collect();
+        names.push("all".into());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Sample ids (`webhooks_<id>`) of modules that have samples, sorted.
+    pub fn sample_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .modules
+            .iter()
+            .filter(|r| !r.module.samples().is_empty())
+            .map(|r| format!("webhooks_{}", r.metadata.id))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Samples for a sample id (`webhooks_channel_create`); `None` for an unknown id.
+    pub fn samples(&self, sample_id: &str) -> Option<Vec<Value>> {
+        let id = sample_id.strip_prefix("webhooks_")?;
+        let r = self.modules.iter().find(|r| r.metadata.id == id)?;
+        let samples = r.module.samples();
+        (!samples.is_empty()).then_some(samples)
+    }
+
+    /// All modules, for the dispatcher and the AMQP transport.
+    pub fn modules(&self) -> impl Iterator<Item = &Arc<dyn WebhookModule>> {
+        self.modules.iter().map(|r| &r.module)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventError};
+    use crate::module::{Binding, Dispatch, HookFinder};
+    use serde_json::json;
+
+    struct Fake(&'static str, bool);
+    impl WebhookModule for Fake {
+        fn init(&self) -> ModuleMetadata {
+            ModuleMetadata {
+                id: self.0.into(),
+                name: self.0.into(),
+                description: String::new(),
+                modifiers: None,
+            }
+        }
+        fn bindings_and_responders(&self) -> Vec<Binding> {
+            vec![]
+        }
+        fn handle_event(&self, _: &Event, _: &dyn HookFinder) -> Result<Vec<Dispatch>, EventError> {
+            Ok(vec![])
+        }
+        fn samples(&self) -> Vec<Value> {
+            if self.1 {
+                vec![json!({"a":1})]
+            } else {
+                vec![]
+            }
+        }
+    }
+
+    #[test]
+    fn registry_lists_names_and_samples() {
+        let r = ModuleRegistry::new()
+            .register(Fake("zeta", true))
+            .register(Fake("alpha", false));
+        assert_eq!(r.hook_names(), vec!["all", "alpha", "zeta"]);
+        assert!(r.is_available("alpha"));
+        assert!(!r.is_available("all"));
+        assert_eq!(r.sample_ids(), vec!["webhooks_zeta"]);
+        assert_eq!(r.samples("webhooks_zeta"), Some(vec![json!({"a":1})]));
+        assert_eq!(r.samples("webhooks_alpha"), None);
+        assert_eq!(r.samples("zeta"), None);
+    }
+
+    #[test]
+    fn registering_same_id_replaces() {
+        let r = ModuleRegistry::new()
+            .register(Fake("a", false))
+            .register(Fake("a", true));
+        assert_eq!(r.catalogue().len(), 1);
+        assert_eq!(r.sample_ids(), vec!["webhooks_a"]);
+    }
+}
