@@ -1,1 +1,122 @@
-//! webhooks-api
+//! # webhooks-api: KAZOO's crossbar REST API for webhooks, as an axum `Router`
+//!
+//! Clients written for KAZOO (Monster UI, the PHP SDK, curl scripts) talk to this API without
+//! knowing it is not crossbar: same paths, same `{"data": ...}` envelope, same status codes and
+//! validation errors. An embedder builds an [`ApiState`] over any [`webhooks_core::Store`] and
+//! mounts [`router`] in its own server; the `webhooksd` daemon does exactly that.
+//!
+//! Read in this order: [`envelope`] (how every response is shaped), [`auth`] (tokens and the
+//! account-tree rule), then the handlers in `routes/`, one file per resource.
+
+pub mod auth;
+pub mod body;
+pub mod bootstrap;
+pub mod envelope;
+pub mod query;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::routing::{get, put};
+use axum::Router;
+use webhooks_core::config::UriBlacklist;
+use webhooks_core::{ModuleRegistry, Store};
+
+pub use auth::{Auth, TokenKeys};
+pub use bootstrap::{bootstrap, Bootstrap};
+pub use envelope::{ApiError, ApiResult, Reply};
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted; larger ones get a 413.
+    pub max_body_bytes: usize,
+    /// `page_size` when the client sends none (crossbar's `pagination_page_size`).
+    pub default_page_size: usize,
+    /// Token lifetime.
+    pub token_ttl_secs: u64,
+    /// Create-time refusal list for hook uris.
+    pub uri_blacklist: UriBlacklist,
+    /// Widest `created_from`..`created_to` range for attempt listings (crossbar's
+    /// `maximum_range`, 31 days + 1 hour).
+    pub max_range_secs: i64,
+    /// Reported as `node` in every envelope.
+    pub node: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            default_page_size: 50,
+            token_ttl_secs: 3600,
+            uri_blacklist: UriBlacklist::default(),
+            max_range_secs: 2_682_000,
+            node: "webhooksd@localhost".into(),
+        }
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    registry: ModuleRegistry,
+    tokens: TokenKeys,
+    config: ApiConfig,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState(Arc<Inner>);
+
+impl ApiState {
+    /// `signing_secret` signs auth tokens; [`bootstrap`] keeps one in the store.
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: ModuleRegistry,
+        signing_secret: &[u8],
+        config: ApiConfig,
+    ) -> Self {
+        let tokens = TokenKeys::new(signing_secret, config.token_ttl_secs);
+        ApiState(Arc::new(Inner {
+            store,
+            registry,
+            tokens,
+            config,
+        }))
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+
+    pub fn registry(&self) -> &ModuleRegistry {
+        &self.0.registry
+    }
+
+    pub fn tokens(&self) -> &TokenKeys {
+        &self.0.tokens
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.0.config
+    }
+}
+
+/// The whole API under `/v2`, wrapped in crossbar's envelope. Unknown routes are 404 and
+/// known routes with the wrong method are 405, both as crossbar errors.
+pub fn router(state: ApiState) -> Router {
+    let info = envelope::EnvelopeInfo {
+        node: state.config().node.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    Router::new()
+        .route("/v2/api_auth", put(routes::api_auth::create))
+        .merge(routes::accounts::routes())
+        .merge(routes::webhooks::routes())
+        .route("/v2/health", get(routes::health))
+        .fallback(routes::not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            envelope::finish_envelope(info.clone(), req, next)
+        }))
+}

@@ -1,1 +1,152 @@
-fn main() {}
+//! `webhooksd`: the webhooks daemon.
+//!
+//! Wiring only: read the flags, open the embedded store, make sure the master account exists,
+//! register KAZOO's modules, serve the API. Every behaviour lives in a library crate.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use webhooks_api::{ApiConfig, ApiState};
+use webhooks_core::config::{UriBlacklist, DEFAULT_OBJECT_TYPES};
+use webhooks_store::EmbeddedStore;
+
+/// A KAZOO-compatible webhooks engine. Serves crossbar's webhooks API on an embedded store.
+#[derive(Parser, Debug)]
+#[command(name = "webhooksd", version, about)]
+struct Args {
+    /// Address the REST API listens on. Port 0 picks a free port (the chosen address is
+    /// printed as `listening on ...`).
+    #[arg(long, env = "WEBHOOKS_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+
+    /// Directory of the embedded store (created if missing). Everything the daemon keeps,
+    /// accounts, hooks, attempts and configuration, lives in `webhooks.sqlite3` there.
+    #[arg(long, env = "WEBHOOKS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+
+    /// Api key of the master account. When unset, one is generated at the first start,
+    /// stored, and printed once; when set, the stored key is replaced by this one.
+    #[arg(long, env = "WEBHOOKS_MASTER_API_KEY", hide_env_values = true)]
+    master_api_key: Option<String>,
+
+    /// Largest request body the API accepts, in bytes; larger ones are refused with a 413.
+    #[arg(long, env = "WEBHOOKS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+
+    /// Host names a hook's uri may not name (KAZOO's client blacklist), comma-separated.
+    /// Give an empty value to allow every host.
+    #[arg(
+        long,
+        env = "WEBHOOKS_BLOCKED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost"
+    )]
+    blocked_hosts: Vec<String>,
+
+    /// Networks an IP-literal hook uri may not fall in, comma-separated CIDRs.
+    /// Give an empty value to allow every address.
+    #[arg(
+        long,
+        env = "WEBHOOKS_BLOCKED_CIDRS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1/32,0.0.0.0/32"
+    )]
+    blocked_cidrs: Vec<String>,
+
+    /// Lifetime of auth tokens issued by `PUT /v2/api_auth`, in seconds.
+    #[arg(long, env = "WEBHOOKS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    token_ttl_secs: u64,
+
+    /// Name reported as `node` in API responses.
+    #[arg(
+        long,
+        env = "WEBHOOKS_NODE_NAME",
+        default_value = "webhooksd@localhost"
+    )]
+    node_name: String,
+}
+
+fn blacklist(args: &Args) -> Result<UriBlacklist, String> {
+    let hosts = args
+        .blocked_hosts
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    let cidrs = args
+        .blocked_cidrs
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<ipnet::IpNet>()
+                .map_err(|e| format!("--blocked-cidrs {c:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(UriBlacklist { hosts, cidrs })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let uri_blacklist = blacklist(&args)?;
+
+    let store = Arc::new(EmbeddedStore::open(&args.data_dir)?);
+    let boot = webhooks_api::bootstrap(store.as_ref(), args.master_api_key.as_deref()).await?;
+    if boot.created {
+        println!("master account {} created", boot.master_account_id);
+        if args.master_api_key.is_none() {
+            println!(
+                "master api key (shown once, keep it): {}",
+                boot.master_api_key
+            );
+        }
+    }
+
+    let object_types: Vec<String> = DEFAULT_OBJECT_TYPES.iter().map(|s| s.to_string()).collect();
+    let registry = webhooks_modules::kazoo_registry(&object_types);
+    let config = ApiConfig {
+        max_body_bytes: args.max_body_bytes,
+        token_ttl_secs: args.token_ttl_secs,
+        uri_blacklist,
+        node: args.node_name.clone(),
+        ..ApiConfig::default()
+    };
+    let state = ApiState::new(store, registry, &boot.signing_secret, config);
+    let app = webhooks_api::router(state);
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!("listening on {}", listener.local_addr()?);
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "webhooksd started");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("webhooksd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -21,6 +21,7 @@ pub mod event;
 pub mod hook;
 pub mod ids;
 pub mod module;
+pub mod reenable;
 pub mod registry;
 pub mod store;
 pub mod time;

@@ -63,7 +63,8 @@ pub struct AttemptQuery {
     pub ascending: bool,
     /// At most this many.
     pub limit: usize,
-    /// Resume after a cursor a previous page returned.
+    /// Start at this cursor (inclusive): a previous page's `next`, so pages neither overlap
+    /// nor skip.
     pub start: Option<AttemptCursor>,
 }
 
@@ -74,7 +75,7 @@ pub struct AttemptCursor {
     pub seq: i64,
 }
 
-/// One page of attempts plus where the next page starts.
+/// One page of attempts plus where the next page starts (the first row not returned).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AttemptPage {
     pub attempts: Vec<Doc>,

@@ -1,1 +1,24 @@
-//! webhooks-store
+//! # webhooks-store: where the engine's documents live
+//!
+//! `webhooks-core` describes storage as a handful of small traits ([`AccountStore`],
+//! [`HookStore`], [`AttemptStore`], [`ConfigStore`], together [`Store`]) and does no I/O itself.
+//! This crate holds the adapters that implement those traits against a real backend, so the
+//! engine, the API and the CLI can be handed any of them through the [`Store`] trait and never
+//! learn which one it is.
+//!
+//! Every adapter keeps KAZOO's document layout untouched (`_id`, `_rev`, `pvt_*`, unknown public
+//! fields) and follows CouchDB's revision rule, so that data can move between a KAZOO cluster and
+//! this engine without translation.
+//!
+//! Start reading with [`EmbeddedStore`]: the default adapter, an SQLite file in the data
+//! directory. It needs no server and survives a `kill -9` without losing a committed write.
+//!
+//! [`AccountStore`]: webhooks_core::store::AccountStore
+//! [`HookStore`]: webhooks_core::store::HookStore
+//! [`AttemptStore`]: webhooks_core::store::AttemptStore
+//! [`ConfigStore`]: webhooks_core::store::ConfigStore
+//! [`Store`]: webhooks_core::store::Store
+
+pub mod embedded;
+
+pub use embedded::EmbeddedStore;

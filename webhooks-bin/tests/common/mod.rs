@@ -1,0 +1,222 @@
+//! A running `webhooksd` for integration tests: a real process on a free loopback port with
+//! its own data directory, driven over HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const MASTER_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000042";
+
+pub struct Daemon {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    /// Starts a daemon on a fresh data directory with a known master key.
+    pub fn start() -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut d = Daemon::start_in(&dir, &[]);
+        d._tmp = Some(tmp);
+        d
+    }
+
+    /// Starts a daemon on `dir` (kept by the caller, for restart tests) with extra flags.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooksd"));
+        cmd.args(["--listen", "127.0.0.1:0", "--master-api-key", MASTER_KEY])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn webhooksd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("webhooksd exited before listening")
+                .expect("read stdout");
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break format!("http://{addr}");
+            }
+        };
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Daemon {
+            child,
+            base,
+            data_dir: dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs. Returns the data directory's guard, if the daemon
+    /// owned one, so the caller can inspect or restart on it.
+    pub fn kill(mut self) -> Option<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self._tmp.take()
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the data directory's guard as `kill` does.
+    pub fn stop(mut self) -> Option<tempfile::TempDir> {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        self._tmp.take()
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            token: None,
+        }
+    }
+
+    /// A client authenticated as the master account.
+    pub async fn master(&self) -> (Client, String) {
+        let mut c = self.client();
+        let account = c.login(MASTER_KEY).await;
+        (c, account)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A status and a parsed JSON body.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Client {
+    pub async fn login(&mut self, api_key: &str) -> String {
+        let r = self
+            .send(
+                "PUT",
+                "/v2/api_auth",
+                Some(json!({"data": {"api_key": api_key}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "api_auth failed: {:?}", r.body);
+        self.token = Some(
+            r.body["auth_token"]
+                .as_str()
+                .expect("auth_token")
+                .to_owned(),
+        );
+        r.data()["account_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.send_raw(method, path, body.map(|b| b.to_string().into_bytes()))
+            .await
+    }
+
+    pub async fn send_raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.header("X-Auth-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        let resp = req
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Resp {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn put(&self, path: &str, data: Value) -> Resp {
+        self.send("PUT", path, Some(json!({ "data": data }))).await
+    }
+
+    pub async fn post(&self, path: &str, data: Value) -> Resp {
+        self.send("POST", path, Some(json!({ "data": data }))).await
+    }
+
+    pub async fn patch(&self, path: &str, data: Value) -> Resp {
+        self.send("PATCH", path, Some(json!({ "data": data })))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send("DELETE", path, None).await
+    }
+
+    /// Creates a child account of `parent`; returns its id.
+    pub async fn create_account(&self, parent: &str, name: &str) -> String {
+        let r = self
+            .put(&format!("/v2/accounts/{parent}"), json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, 201, "create account: {:?}", r.body);
+        r.data()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a hook; returns its id.
+    pub async fn create_hook(&self, account: &str, hook: Value) -> String {
+        let r = self
+            .put(&format!("/v2/accounts/{account}/webhooks"), hook)
+            .await;
+        assert_eq!(r.status, 201, "create hook: {:?}", r.body);
+        r.data()["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A minimal valid hook.
+pub fn hook(name: &str) -> Value {
+    json!({"name": name, "uri": "http://my.server.com/calls", "hook": "channel_create"})
+}
