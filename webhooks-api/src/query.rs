@@ -147,7 +147,10 @@ fn non_empty(v: &Value) -> bool {
 fn same(v: &Value, text: &str) -> bool {
     match v {
         Value::String(s) => s == text,
-        other => other.to_string() == text,
+        other => {
+            let rendered = other.to_string();
+            rendered == text
+        }
     }
 }
 
