@@ -20,7 +20,9 @@ use crate::ApiState;
 pub struct Claims {
     pub iss: String,
     pub account_id: String,
-    pub owner_id: String,
+    /// Set for user logins only; api-key tokens carry none, as in KAZOO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
     pub method: String,
     pub iat: i64,
     pub exp: i64,
@@ -49,7 +51,7 @@ impl TokenKeys {
         let claims = Claims {
             iss: "kazoo".into(),
             account_id: account.to_string(),
-            owner_id: String::new(),
+            owner_id: None,
             method: method.into(),
             iat: now,
             exp: now + self.ttl_secs,

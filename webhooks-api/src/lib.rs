@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
+pub mod cors;
 pub mod envelope;
 pub mod query;
 mod routes;
@@ -102,14 +103,15 @@ impl ApiState {
     }
 }
 
-/// The whole API under `/v2`, wrapped in crossbar's envelope. Unknown routes are 404 and
-/// known routes with the wrong method are 405, both as crossbar errors.
+/// The whole API under `/v2`, wrapped in crossbar's envelope and CORS headers. Unknown routes
+/// are 404 and known routes with the wrong method are 405, both as crossbar errors. A path
+/// with a trailing slash (`PUT .../webhooks/`) is served as the path without it.
 pub fn router(state: ApiState) -> Router {
     let info = envelope::EnvelopeInfo {
         node: state.config().node.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    Router::new()
+    let routes = Router::new()
         .route("/v2/api_auth", put(routes::api_auth::create))
         .merge(routes::accounts::routes())
         .merge(routes::webhooks::routes())
@@ -119,4 +121,9 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| {
             envelope::finish_envelope(info.clone(), req, next)
         }))
+        .layer(axum::middleware::from_fn(cors::cors));
+    // Routing happens before a Router's own layers run, so the slash is trimmed by a service
+    // in front of the routes; wrapping it as a fallback keeps the result a plain `Router`.
+    Router::new()
+        .fallback_service(tower_http::normalize_path::NormalizePath::trim_trailing_slash(routes))
 }

@@ -14,7 +14,11 @@ use webhooks_store::EmbeddedStore;
 
 /// A KAZOO-compatible webhooks engine. Serves crossbar's webhooks API on an embedded store.
 #[derive(Parser, Debug)]
-#[command(name = "webhooksd", version, about)]
+#[command(
+    name = "webhooksd",
+    version,
+    about = "A KAZOO-compatible webhooks engine: crossbar's webhooks API on an embedded store"
+)]
 struct Args {
     /// Address the REST API listens on. Port 0 picks a free port (the chosen address is
     /// printed as `listening on ...`).
