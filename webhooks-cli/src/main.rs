@@ -1,1 +1,45 @@
-fn main() {}
+//! `webhooks`: KAZOO's `sup webhooks_maintenance` as a command.
+//!
+//! Wiring only: read the flags, open the store the daemon uses, run one command from the
+//! `webhooks_cli` library, turn its error into a message and an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use webhooks_cli::Command;
+
+/// Maintenance commands for the KAZOO-compatible webhooks engine. They work on the store
+/// directly, whether or not webhooksd runs.
+#[derive(Parser, Debug)]
+#[command(name = "webhooks", version)]
+struct Args {
+    /// Directory of the embedded store: the daemon's --data-dir.
+    #[arg(
+        long,
+        env = "WEBHOOKS_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    data_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+// One command, one store connection: a single-threaded runtime is all it needs.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match webhooks_cli::open_store(&args.data_dir) {
+        Ok(store) => webhooks_cli::run(&store, &args.command, &mut std::io::stdout().lock()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

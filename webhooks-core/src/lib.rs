@@ -16,7 +16,9 @@
 
 pub mod account;
 pub mod config;
+pub mod delivery;
 pub mod doc;
+pub mod encode;
 pub mod event;
 pub mod hook;
 pub mod ids;
