@@ -18,6 +18,8 @@ pub struct Bootstrap {
     /// True when this start created the master account (the daemon then prints the key).
     pub created: bool,
     pub signing_secret: Vec<u8>,
+    /// KAZOO's `cluster.cluster_id`: random, persisted at the first start, added to payloads.
+    pub cluster_id: String,
 }
 
 /// Random hex of `n` bytes.
@@ -88,7 +90,18 @@ pub async fn bootstrap(store: &dyn Store, api_key: Option<&str>) -> StoreResult<
             s
         }
     };
+    let mut cluster_cfg = store.system_config("cluster").await?.unwrap_or_default();
+    let cluster_id = match cluster_cfg.str("cluster_id") {
+        Some(c) => c.to_owned(),
+        None => {
+            let c = new_id();
+            cluster_cfg.set("cluster_id", c.as_str());
+            store.save_system_config("cluster", cluster_cfg).await?;
+            c
+        }
+    };
     Ok(Bootstrap {
+        cluster_id,
         master_account_id: AccountId::parse(master.id().unwrap_or_default())
             .expect("stored master id is valid"),
         master_api_key: master.str("pvt_api_key").unwrap_or_default().to_owned(),

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use axum::routing::{get, put};
 use axum::Router;
 use webhooks_core::config::UriBlacklist;
-use webhooks_core::{ModuleRegistry, Store};
+use webhooks_core::failures::FailureTracker;
+use webhooks_core::table::HookTable;
+use webhooks_core::{EventSink, ModuleRegistry, Store};
 
 pub use auth::{Auth, TokenKeys};
 pub use bootstrap::{bootstrap, Bootstrap};
@@ -58,11 +60,15 @@ impl Default for ApiConfig {
     }
 }
 
+#[derive(Clone)]
 struct Inner {
     store: Arc<dyn Store>,
     registry: ModuleRegistry,
     tokens: TokenKeys,
     config: ApiConfig,
+    hooks: Arc<HookTable>,
+    failures: Arc<FailureTracker>,
+    events: Option<Arc<dyn EventSink>>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -83,7 +89,44 @@ impl ApiState {
             registry,
             tokens,
             config,
+            hooks: Arc::new(HookTable::new()),
+            failures: Arc::new(FailureTracker::new()),
+            events: None,
         }))
+    }
+
+    fn with(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner::clone(&self.0);
+        f(&mut inner);
+        ApiState(Arc::new(inner))
+    }
+
+    /// Shares the delivery engine's hook table, so every edit made through the API takes
+    /// effect at once.
+    pub fn with_hook_table(self, hooks: Arc<HookTable>) -> Self {
+        self.with(|i| i.hooks = hooks)
+    }
+
+    /// Shares the engine's failure counters, so edits and re-enables clear them.
+    pub fn with_failures(self, failures: Arc<FailureTracker>) -> Self {
+        self.with(|i| i.failures = failures)
+    }
+
+    /// Where `POST /v2/events` sends events (the engine).
+    pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
+        self.with(|i| i.events = Some(events))
+    }
+
+    pub fn hooks(&self) -> &HookTable {
+        &self.0.hooks
+    }
+
+    pub fn failures(&self) -> &FailureTracker {
+        &self.0.failures
+    }
+
+    pub fn events(&self) -> Option<&Arc<dyn EventSink>> {
+        self.0.events.as_ref()
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -113,6 +156,7 @@ pub fn router(state: ApiState) -> Router {
     };
     let routes = Router::new()
         .route("/v2/api_auth", put(routes::api_auth::create))
+        .route("/v2/events", axum::routing::post(routes::events::publish))
         .merge(routes::accounts::routes())
         .merge(routes::webhooks::routes())
         .route("/v2/health", get(routes::health))

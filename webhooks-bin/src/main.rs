@@ -1,7 +1,8 @@
 //! `webhooksd`: the webhooks daemon.
 //!
 //! Wiring only: read the flags, open the embedded store, make sure the master account exists,
-//! register KAZOO's modules, serve the API. Every behaviour lives in a library crate.
+//! register KAZOO's modules, start the delivery engine, serve the API. Every behaviour lives
+//! in a library crate.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,9 @@ use std::sync::Arc;
 use clap::Parser;
 use webhooks_api::{ApiConfig, ApiState};
 use webhooks_core::config::{UriBlacklist, DEFAULT_OBJECT_TYPES};
+use webhooks_core::failures::FailureTracker;
+use webhooks_core::table::HookTable;
+use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
 
 /// A KAZOO-compatible webhooks engine. Serves crossbar's webhooks API on an embedded store.
@@ -70,6 +74,22 @@ struct Args {
         default_value = "webhooksd@localhost"
     )]
     node_name: String,
+
+    /// HTTP requests in flight at once, all destinations together.
+    #[arg(long, env = "WEBHOOKS_MAX_IN_FLIGHT", default_value_t = EngineConfig::default().max_in_flight)]
+    max_in_flight: usize,
+
+    /// HTTP requests in flight to one destination (scheme, host, port) at once.
+    #[arg(long, env = "WEBHOOKS_PER_DESTINATION_IN_FLIGHT", default_value_t = EngineConfig::default().per_destination_in_flight)]
+    per_destination_in_flight: usize,
+
+    /// Deliveries queued for one destination before new ones fail at once.
+    #[arg(long, env = "WEBHOOKS_DESTINATION_BACKLOG", default_value_t = EngineConfig::default().destination_backlog)]
+    destination_backlog: usize,
+
+    /// Wait before retrying a failed delivery, in milliseconds (KAZOO: 2000).
+    #[arg(long, env = "WEBHOOKS_RETRY_DELAY_MS", default_value_t = 2000)]
+    retry_delay_ms: u64,
 }
 
 fn blacklist(args: &Args) -> Result<UriBlacklist, String> {
@@ -118,6 +138,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let object_types: Vec<String> = DEFAULT_OBJECT_TYPES.iter().map(|s| s.to_string()).collect();
     let registry = webhooks_modules::kazoo_registry(&object_types);
+    let hooks = Arc::new(HookTable::new());
+    let failures = Arc::new(FailureTracker::new());
+    let engine_config = EngineConfig {
+        max_in_flight: args.max_in_flight,
+        per_destination_in_flight: args.per_destination_in_flight,
+        destination_backlog: args.destination_backlog,
+        retry_delay: std::time::Duration::from_millis(args.retry_delay_ms),
+        cluster_id: Some(boot.cluster_id.clone()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(
+        store.clone(),
+        registry.clone(),
+        hooks.clone(),
+        failures.clone(),
+        engine_config,
+    )
+    .await?;
+
     let config = ApiConfig {
         max_body_bytes: args.max_body_bytes,
         token_ttl_secs: args.token_ttl_secs,
@@ -125,7 +164,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         node: args.node_name.clone(),
         ..ApiConfig::default()
     };
-    let state = ApiState::new(store, registry, &boot.signing_secret, config);
+    let state = ApiState::new(store, registry, &boot.signing_secret, config)
+        .with_hook_table(hooks)
+        .with_failures(failures)
+        .with_events(Arc::new(engine.clone()));
     let app = webhooks_api::router(state);
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -134,6 +176,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Let queued deliveries finish and their attempts reach the store.
+    engine.shutdown(std::time::Duration::from_secs(10)).await;
     tracing::info!("webhooksd stopped");
     Ok(())
 }

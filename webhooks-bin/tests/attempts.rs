@@ -43,6 +43,10 @@ async fn attempts_are_listed_newest_first_per_account_and_per_hook() {
     docs.push(attempt(&other, "elsewhere", now - 50, 99));
     docs.push(attempt(&root, &h1, now - 40 * 86_400, 100)); // outside the default range
     store.save_attempts(docs).await.unwrap();
+    // Keep 60 days, so the 40-day-old attempt survives the pruning that runs at start.
+    use webhooks_core::store::ConfigStore;
+    let cfg = Doc::from_value(json!({"attempts_retention_days": 60})).unwrap();
+    store.save_system_config("webhooks", cfg).await.unwrap();
     drop(store);
 
     let d = Daemon::start_in(tmp.path(), &[]);
@@ -127,4 +131,28 @@ async fn bad_ranges_are_validation_errors() {
     assert_eq!(r.status, 400);
     let r = master.get(&format!("{base}?start_key=garbage")).await;
     assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn attempts_older_than_the_retention_are_pruned_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(tmp.path(), &[]);
+    let (master, root) = d.master().await;
+    let h = master.create_hook(&root, hook("one")).await;
+    d.stop();
+    let now = webhooks_core::time::now_gregorian();
+    let store = webhooks_store::EmbeddedStore::open(tmp.path()).unwrap();
+    store
+        .save_attempts(vec![attempt(&root, &h, now - 40 * 86_400, 1), attempt(&root, &h, now - 86_400, 2)])
+        .await
+        .unwrap();
+    drop(store);
+    let d = Daemon::start_in(tmp.path(), &[]);
+    let (master, _) = d.master().await;
+    let from = now - 50 * 86_400;
+    let url = format!("/v2/accounts/{root}/webhooks/attempts?created_from={from}&created_to={}", from + 2_600_000);
+    let r = master.get(&url).await;
+    assert_eq!(r.data().as_array().unwrap().len(), 0, "the 40-day-old attempt is gone (retention 31 days)");
+    let r = master.get(&format!("/v2/accounts/{root}/webhooks/attempts")).await;
+    assert_eq!(r.data().as_array().unwrap().len(), 1);
 }

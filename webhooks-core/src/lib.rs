@@ -20,12 +20,14 @@ pub mod delivery;
 pub mod doc;
 pub mod encode;
 pub mod event;
+pub mod failures;
 pub mod hook;
 pub mod ids;
 pub mod module;
 pub mod reenable;
 pub mod registry;
 pub mod store;
+pub mod table;
 pub mod time;
 pub mod validate;
 
@@ -34,6 +36,8 @@ pub use doc::Doc;
 pub use event::Event;
 pub use hook::{BodyFormat, Hook, HttpVerb};
 pub use ids::AccountId;
-pub use module::{Binding, Dispatch, HookFinder, ModuleMetadata, WebhookModule};
+pub use module::{
+    Binding, Dispatch, EventSink, HookFinder, ModuleMetadata, PublishReport, WebhookModule,
+};
 pub use registry::ModuleRegistry;
 pub use store::{Store, StoreError};

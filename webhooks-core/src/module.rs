@@ -116,3 +116,22 @@ pub trait WebhookModule: Send + Sync + 'static {
         Vec::new()
     }
 }
+
+/// What publishing one event did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Deliveries queued (one per hook that will be fired).
+    pub dispatched: usize,
+    /// Why nothing was dispatched, when the event was dropped on purpose (no account, no
+    /// module answers it).
+    pub dropped: Option<&'static str>,
+}
+
+/// Where events go in: the engine implements it; the API's `POST /v2/events` and the AMQP
+/// transport call it.
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync {
+    /// Takes one KAZOO event. Waits while the engine is saturated (backpressure); an `Err` is a
+    /// malformed event.
+    async fn publish(&self, event: Event) -> Result<PublishReport, EventError>;
+}

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::module::{ModuleMetadata, WebhookModule};
+use crate::module::{Binding, ModuleMetadata, WebhookModule};
 
 struct Registered {
     module: Arc<dyn WebhookModule>,
     metadata: ModuleMetadata,
+    /// Asked once at registration: routing an event must not allocate per module.
+    bindings: Vec<Binding>,
 }
 
 /// Registered modules, in registration order. Cheap to clone (modules are shared).
@@ -32,9 +34,14 @@ impl ModuleRegistry {
 
     pub fn register_arc(&mut self, module: Arc<dyn WebhookModule>) {
         let metadata = module.init();
+        let bindings = module.bindings_and_responders();
         let mut list: Vec<Arc<Registered>> = self.modules.as_ref().clone();
         list.retain(|r| r.metadata.id != metadata.id);
-        list.push(Arc::new(Registered { module, metadata }));
+        list.push(Arc::new(Registered {
+            module,
+            metadata,
+            bindings,
+        }));
         self.modules = Arc::new(list);
     }
 
@@ -87,6 +94,23 @@ impl ModuleRegistry {
     /// All modules, for the dispatcher and the AMQP transport.
     pub fn modules(&self) -> impl Iterator<Item = &Arc<dyn WebhookModule>> {
         self.modules.iter().map(|r| &r.module)
+    }
+
+    /// Every module's bindings (what the AMQP transport binds its queue with).
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.modules.iter().flat_map(|r| r.bindings.iter())
+    }
+
+    /// The modules whose responders answer an event's (`Event-Category`, `Event-Name`).
+    pub fn responders<'a>(
+        &'a self,
+        category: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<dyn WebhookModule>> + 'a {
+        self.modules
+            .iter()
+            .filter(move |r| r.bindings.iter().any(|b| b.responds_to(category, name)))
+            .map(|r| &r.module)
     }
 }
 

@@ -75,3 +75,39 @@ pub fn kazoo_registry(object_types: &[String]) -> ModuleRegistry {
     }
     registry
 }
+
+/// The KAZOO-shaped AMQP events each module builds its samples from, by module id
+/// (`channel_create`, `notifications`, ...): realistic input for tests, benchmarks and the
+/// examples that publish events. `None` for a module without sample events.
+pub fn sample_events(module_id: &str) -> Option<Vec<serde_json::Value>> {
+    let text = match module_id {
+        "channel_create" => include_str!("samples/channel_create.json"),
+        "channel_answer" => include_str!("samples/channel_answer.json"),
+        "channel_bridge" => include_str!("samples/channel_bridge.json"),
+        "channel_destroy" => include_str!("samples/channel_destroy.json"),
+        "notifications" => include_str!("samples/notifications.json"),
+        "object" => include_str!("samples/object.json"),
+        "parking" => include_str!("samples/parking.json"),
+        _ => return None,
+    };
+    serde_json::from_str(text).ok()
+}
+
+#[cfg(test)]
+mod sample_event_tests {
+    #[test]
+    fn every_sample_file_parses() {
+        for id in [
+            "channel_create",
+            "channel_answer",
+            "channel_bridge",
+            "channel_destroy",
+            "notifications",
+            "object",
+            "parking",
+        ] {
+            assert!(!super::sample_events(id).unwrap().is_empty(), "{id}");
+        }
+        assert!(super::sample_events("sms").is_none());
+    }
+}

@@ -252,6 +252,8 @@ async fn delete(State(state): State<ApiState>, auth: Auth, Path(id): Path<String
         ));
     }
     state.store().delete_account(&account.id).await?;
+    state.hooks().remove_account(&account.id);
+    state.failures().flush_account(&account.id);
     let mut data = account_view(&doc);
     data["_read_only"] = json!({"deleted": true});
     Ok(Reply::doc(data, doc.rev()))

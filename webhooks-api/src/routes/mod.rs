@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api_auth;
+pub mod events;
 pub mod webhooks;
 
 use axum::extract::Query;

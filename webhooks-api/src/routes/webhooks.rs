@@ -303,7 +303,19 @@ async fn save_public(state: &ApiState, mut doc: Doc, public: Map<String, Value>)
     }
     doc.set("pvt_modified", webhooks_core::time::now_gregorian());
     let saved = state.store().save_hook(doc).await?;
+    hook_changed(state, &saved);
     Ok(Reply::doc(Value::Object(hook_view(&saved)), saved.rev()))
+}
+
+/// After any edit: the table follows at once and the hook's failure count starts over, as
+/// KAZOO flushes failures on every edit.
+fn hook_changed(state: &ApiState, saved: &Doc) {
+    state.hooks().apply_doc(saved, state.registry());
+    if let (Some(account), Some(id)) = (saved.account_id(), saved.id()) {
+        if let Ok(account) = webhooks_core::AccountId::parse(account) {
+            state.failures().flush_hook(&account, id);
+        }
+    }
 }
 
 async fn replace(
@@ -346,6 +358,7 @@ async fn delete(
     doc.set("pvt_deleted", true);
     doc.set("pvt_modified", webhooks_core::time::now_gregorian());
     let saved = state.store().save_hook(doc).await?;
+    hook_changed(&state, &saved);
     let mut data = hook_view(&saved);
     data.insert("_read_only".into(), json!({"deleted": true}));
     Ok(Reply::doc(Value::Object(data), saved.rev()))
@@ -471,6 +484,9 @@ async fn reenable(state: &ApiState, accounts: Vec<Account>) -> ApiResult {
     let mut total = 0;
     for a in &accounts {
         let done = webhooks_core::reenable::reenable_account_hooks(state.store(), &a.id).await?;
+        for saved in &done {
+            hook_changed(state, saved);
+        }
         if !done.is_empty() {
             let ids: Vec<&str> = done.iter().filter_map(Doc::id).collect();
             tracing::info!(account = %a.id, count = done.len(), ids = ?ids, "re-enabled hooks");

@@ -1,0 +1,68 @@
+//! Attempt documents are written off the hot path: senders push them into a bounded queue and
+//! one task writes them in batches, one store transaction per batch. Under load batches grow
+//! by themselves (whatever queued while the last write ran); when idle each attempt is written
+//! at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use webhooks_core::{Doc, Store};
+
+use crate::stats::EngineStats;
+
+pub(crate) async fn write_attempts(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Doc>,
+    batch: usize,
+    stats: Arc<EngineStats>,
+) {
+    let mut buf = Vec::with_capacity(batch);
+    while rx.recv_many(&mut buf, batch).await > 0 {
+        let docs = std::mem::take(&mut buf);
+        let n = docs.len() as u64;
+        let mut tries = 0;
+        loop {
+            match store.save_attempts(docs.clone()).await {
+                Ok(()) => {
+                    stats
+                        .attempts_written
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "attempt batch not written, retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, count = n, "attempt batch lost");
+                    stats
+                        .attempts_lost
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Deletes attempts older than the retention (gregorian `cutoff`); logs what it did.
+pub(crate) async fn prune_once(store: &dyn Store, retention_days: u32) {
+    let cutoff = webhooks_core::time::now_gregorian() - retention_days as i64 * 86_400;
+    match store.prune_attempts(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "pruned old attempts"),
+        Err(e) => tracing::warn!(error = %e, "attempt pruning failed"),
+    }
+}
+
+/// Prunes once an hour (the engine prunes once at start itself, before serving).
+pub(crate) async fn prune_attempts(store: Arc<dyn Store>, retention_days: impl Fn() -> u32) {
+    let hour = Duration::from_secs(3600);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
+    loop {
+        tick.tick().await;
+        prune_once(store.as_ref(), retention_days()).await;
+    }
+}

@@ -1,0 +1,51 @@
+//! The engine's own knobs. KAZOO's settings (timeouts, thresholds, success logging) live in the
+//! store's `webhooks` system config and are read from there; these are about capacity.
+
+use std::time::Duration;
+
+/// Capacity and pacing of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Deliveries waiting to be routed. When full, `publish` waits: intake slows down instead
+    /// of memory growing.
+    pub intake_capacity: usize,
+    /// Deliveries queued in destination lanes (not yet sent) across all destinations; past it
+    /// intake pauses.
+    pub max_queued: usize,
+    /// HTTP requests in flight at once, all destinations together.
+    pub max_in_flight: usize,
+    /// HTTP requests in flight to one destination (scheme, host, port). A destination that
+    /// hangs can hold no more than this many slots, so it cannot starve the others.
+    pub per_destination_in_flight: usize,
+    /// Deliveries queued for one destination. Past it a new delivery fails at once
+    /// ("destination backlog full") and follows the retry rules, so a dead destination's
+    /// backlog cannot fill the shared queue and stall healthy ones.
+    pub destination_backlog: usize,
+    /// Wait before a retry (KAZOO: a fixed 2 s).
+    pub retry_delay: Duration,
+    /// `cluster_id` added to every payload (KAZOO's `cluster.cluster_id`).
+    pub cluster_id: Option<String>,
+    /// Attempt documents waiting to be written; when full, senders wait.
+    pub attempt_queue: usize,
+    /// Attempt documents written per store transaction at most.
+    pub attempt_batch: usize,
+    /// Largest response body kept in an attempt document.
+    pub max_response_body: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            intake_capacity: 4096,
+            max_queued: 100_000,
+            max_in_flight: 1024,
+            per_destination_in_flight: 64,
+            destination_backlog: 10_000,
+            retry_delay: Duration::from_secs(2),
+            cluster_id: None,
+            attempt_queue: 16_384,
+            attempt_batch: 512,
+            max_response_body: 64 * 1024,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The router: one task that owns every queued delivery and decides what is sent when.
+//!
+//! Deliveries are grouped into lanes by destination (scheme, host, port). A lane sends at
+//! most `per_destination_in_flight` requests at once and queues at most `destination_backlog`;
+//! all lanes together send at most `max_in_flight`. So a destination that never answers fills
+//! its own lane and no more: healthy destinations keep their slots.
+//!
+//! A retry is data, not a sleeping task: the delivery goes into a heap keyed by its due time,
+//! and the router's loop wakes for the earliest one. Nothing holds a slot while it waits.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use webhooks_core::delivery::Outcome;
+
+use crate::engine::{Job, Shared};
+use crate::stats::inc;
+
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<Job>,
+    in_flight: usize,
+    /// Listed in `Router::waiting` (has work, blocked by the global cap).
+    waiting: bool,
+}
+
+/// A send finished (or a delivery failed without being sent).
+pub(crate) struct Done {
+    lane: Arc<str>,
+    /// Whether it held a lane slot.
+    started: bool,
+    retry: Option<Job>,
+}
+
+pub(crate) struct Router {
+    shared: Arc<Shared>,
+    intake: mpsc::Receiver<Job>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    lanes: HashMap<Arc<str>, Lane>,
+    waiting: VecDeque<Arc<str>>,
+    retries: BinaryHeap<Reverse<(Instant, u64)>>,
+    retry_jobs: HashMap<u64, Job>,
+    seq: u64,
+    in_flight: usize,
+    queued: usize,
+}
+
+/// The lane of a url: `scheme://authority`, or the raw text when it does not parse.
+fn lane_key(url: &str) -> Arc<str> {
+    match url.parse::<hyper::Uri>() {
+        Ok(u) => match (u.scheme_str(), u.authority()) {
+            (Some(s), Some(a)) => format!("{s}://{a}").into(),
+            _ => url.into(),
+        },
+        Err(_) => url.into(),
+    }
+}
+
+impl Router {
+    pub(crate) fn new(shared: Arc<Shared>, intake: mpsc::Receiver<Job>) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Router {
+            shared,
+            intake,
+            done_tx,
+            done_rx,
+            lanes: HashMap::new(),
+            waiting: VecDeque::new(),
+            retries: BinaryHeap::new(),
+            retry_jobs: HashMap::new(),
+            seq: 0,
+            in_flight: 0,
+            queued: 0,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.shared
+                .publish_load(self.queued, self.in_flight, self.retry_jobs.len());
+            let next_due = self.retries.peek().map(|Reverse((t, _))| *t);
+            let accepting = self.queued < self.shared.config.max_queued;
+            tokio::select! {
+                biased;
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                    self.release_due();
+                }
+                job = self.intake.recv(), if accepting => match job {
+                    Some(job) => self.enqueue(job),
+                    None => break,
+                },
+            }
+        }
+    }
+
+    fn enqueue(&mut self, job: Job) {
+        let key = lane_key(&job.delivery.request.url);
+        let lane = self.lanes.entry(key.clone()).or_default();
+        if lane.queue.len() >= self.shared.config.destination_backlog {
+            // Fail fast rather than let one dead destination fill the shared queue.
+            let outcome = Outcome::Transport {
+                error: "destination backlog full".into(),
+            };
+            self.spawn_send(job, key, false, Some(outcome));
+            return;
+        }
+        lane.queue.push_back(job);
+        self.queued += 1;
+        self.pump(&key);
+    }
+
+    /// Starts as many of a lane's deliveries as its and the global limits allow.
+    fn pump(&mut self, key: &Arc<str>) {
+        let per_dest = self.shared.config.per_destination_in_flight;
+        let max = self.shared.config.max_in_flight;
+        loop {
+            let Some(lane) = self.lanes.get_mut(key) else {
+                return;
+            };
+            if lane.in_flight >= per_dest || lane.queue.is_empty() {
+                break;
+            }
+            if self.in_flight >= max {
+                if !lane.waiting {
+                    lane.waiting = true;
+                    self.waiting.push_back(key.clone());
+                }
+                return;
+            }
+            let job = lane.queue.pop_front().expect("non-empty");
+            lane.in_flight += 1;
+            self.queued -= 1;
+            self.in_flight += 1;
+            self.spawn_send(job, key.clone(), true, None);
+        }
+        self.drop_if_idle(key);
+    }
+
+    fn drop_if_idle(&mut self, key: &Arc<str>) {
+        if let Some(l) = self.lanes.get(key) {
+            if l.queue.is_empty() && l.in_flight == 0 && !l.waiting {
+                self.lanes.remove(key);
+            }
+        }
+    }
+
+    fn spawn_send(&self, job: Job, lane: Arc<str>, started: bool, forced: Option<Outcome>) {
+        let shared = self.shared.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let mut job = job;
+            let outcome = match forced {
+                Some(o) => o,
+                None => shared.sender.send(&job.delivery.request).await,
+            };
+            let retry = shared.after_try(&mut job, outcome).await;
+            let _ = done.send(Done {
+                lane,
+                started,
+                retry,
+            });
+        });
+    }
+
+    fn on_done(&mut self, done: Done) {
+        if done.started {
+            self.in_flight -= 1;
+            if let Some(l) = self.lanes.get_mut(&done.lane) {
+                l.in_flight -= 1;
+            }
+        }
+        if let Some(job) = done.retry {
+            let due = Instant::now() + self.shared.config.retry_delay;
+            self.seq += 1;
+            self.retries.push(Reverse((due, self.seq)));
+            self.retry_jobs.insert(self.seq, job);
+        }
+        self.pump(&done.lane);
+        while self.in_flight < self.shared.config.max_in_flight {
+            let Some(key) = self.waiting.pop_front() else {
+                break;
+            };
+            if let Some(l) = self.lanes.get_mut(&key) {
+                l.waiting = false;
+            }
+            self.pump(&key);
+        }
+    }
+
+    fn release_due(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((due, seq))) = self.retries.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.retries.pop();
+            let Some(job) = self.retry_jobs.remove(&seq) else {
+                continue;
+            };
+            if job.from_table && !self.shared.hook_is_live(&job) {
+                inc(&self.shared.stats.retries_cancelled);
+                continue;
+            }
+            self.enqueue(job);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lane_key;
+
+    #[test]
+    fn lanes_are_per_scheme_host_and_port() {
+        assert_eq!(&*lane_key("http://a.b:8080/x?y=1"), "http://a.b:8080");
+        assert_eq!(&*lane_key("https://a.b/x"), "https://a.b");
+        assert_ne!(lane_key("http://a.b/x"), lane_key("http://a.b:81/x"));
+    }
+}

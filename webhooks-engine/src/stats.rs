@@ -1,0 +1,61 @@
+//! Counters: what the engine did, for logs, tests and the metrics endpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Monotonic counters, updated lock-free.
+        #[derive(Debug, Default)]
+        pub struct EngineStats { $($(#[$doc])* pub $name: AtomicU64,)* }
+
+        /// A copy of the counters at one moment.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct StatsSnapshot { $($(#[$doc])* pub $name: u64,)* }
+
+        impl EngineStats {
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+
+        impl StatsSnapshot {
+            /// `(name, value)` pairs, for the metrics endpoint.
+            pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Events handed to `publish`.
+    events_received,
+    /// Malformed events refused (bad or missing headers).
+    events_rejected,
+    /// Valid events dropped because they name no account.
+    events_without_account,
+    /// Valid events no module answers.
+    events_unhandled,
+    /// Deliveries created (one per event and hook).
+    deliveries_dispatched,
+    /// Deliveries that ended in a 2xx.
+    deliveries_succeeded,
+    /// Deliveries that ended in failure after their last try.
+    deliveries_failed,
+    /// Failed tries (each counts towards auto-disable).
+    tries_failed,
+    /// Retries scheduled.
+    retries_scheduled,
+    /// Retries dropped because their hook was disabled or deleted meanwhile.
+    retries_cancelled,
+    /// Hooks the disabler switched off.
+    hooks_disabled,
+    /// Attempt documents written.
+    attempts_written,
+    /// Attempt documents the store refused (logged).
+    attempts_lost,
+}
+
+pub(crate) fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
