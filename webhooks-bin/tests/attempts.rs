@@ -143,16 +143,28 @@ async fn attempts_older_than_the_retention_are_pruned_at_start() {
     let now = webhooks_core::time::now_gregorian();
     let store = webhooks_store::EmbeddedStore::open(tmp.path()).unwrap();
     store
-        .save_attempts(vec![attempt(&root, &h, now - 40 * 86_400, 1), attempt(&root, &h, now - 86_400, 2)])
+        .save_attempts(vec![
+            attempt(&root, &h, now - 40 * 86_400, 1),
+            attempt(&root, &h, now - 86_400, 2),
+        ])
         .await
         .unwrap();
     drop(store);
     let d = Daemon::start_in(tmp.path(), &[]);
     let (master, _) = d.master().await;
     let from = now - 50 * 86_400;
-    let url = format!("/v2/accounts/{root}/webhooks/attempts?created_from={from}&created_to={}", from + 2_600_000);
+    let url = format!(
+        "/v2/accounts/{root}/webhooks/attempts?created_from={from}&created_to={}",
+        from + 2_600_000
+    );
     let r = master.get(&url).await;
-    assert_eq!(r.data().as_array().unwrap().len(), 0, "the 40-day-old attempt is gone (retention 31 days)");
-    let r = master.get(&format!("/v2/accounts/{root}/webhooks/attempts")).await;
+    assert_eq!(
+        r.data().as_array().unwrap().len(),
+        0,
+        "the 40-day-old attempt is gone (retention 31 days)"
+    );
+    let r = master
+        .get(&format!("/v2/accounts/{root}/webhooks/attempts"))
+        .await;
     assert_eq!(r.data().as_array().unwrap().len(), 1);
 }

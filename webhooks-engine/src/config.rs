@@ -17,10 +17,15 @@ pub struct EngineConfig {
     /// HTTP requests in flight to one destination (scheme, host, port). A destination that
     /// hangs can hold no more than this many slots, so it cannot starve the others.
     pub per_destination_in_flight: usize,
-    /// Deliveries queued for one destination. Past it a new delivery fails at once
-    /// ("destination backlog full") and follows the retry rules, so a dead destination's
-    /// backlog cannot fill the shared queue and stall healthy ones.
+    /// Deliveries queued for one destination before it counts as backed up. A backed-up
+    /// destination that still answers pauses intake (backpressure: nothing is lost); one that
+    /// has stalled (requests in flight, none finished for `stall_after`) has its overflow
+    /// failed at once ("destination backlog full", then the retry rules), so a dead
+    /// destination cannot fill the shared queue and stall healthy ones.
     pub destination_backlog: usize,
+    /// How long a destination may hold requests without finishing any before it counts as
+    /// stalled.
+    pub stall_after: Duration,
     /// Wait before a retry (KAZOO: a fixed 2 s).
     pub retry_delay: Duration,
     /// `cluster_id` added to every payload (KAZOO's `cluster.cluster_id`).
@@ -41,6 +46,7 @@ impl Default for EngineConfig {
             max_in_flight: 1024,
             per_destination_in_flight: 64,
             destination_backlog: 10_000,
+            stall_after: Duration::from_secs(2),
             retry_delay: Duration::from_secs(2),
             cluster_id: None,
             attempt_queue: 16_384,

@@ -1,15 +1,20 @@
 //! The router: one task that owns every queued delivery and decides what is sent when.
 //!
 //! Deliveries are grouped into lanes by destination (scheme, host, port). A lane sends at
-//! most `per_destination_in_flight` requests at once and queues at most `destination_backlog`;
-//! all lanes together send at most `max_in_flight`. So a destination that never answers fills
-//! its own lane and no more: healthy destinations keep their slots.
+//! most `per_destination_in_flight` requests at once; all lanes together send at most
+//! `max_in_flight`. So a destination that never answers holds its own slots and no more.
+//!
+//! Queues are bounded too, in two ways. All lanes together hold at most `max_queued`, and a
+//! lane past `destination_backlog` pauses intake while it is still answering: a burst to a
+//! healthy destination is absorbed by slowing the publisher, never by dropping. A lane that
+//! has stalled (in flight, nothing finished for `stall_after`) instead fails its overflow at
+//! once, so a dead destination cannot pause intake for everyone.
 //!
 //! A retry is data, not a sleeping task: the delivery goes into a heap keyed by its due time,
 //! and the router's loop wakes for the earliest one. Nothing holds a slot while it waits.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -19,12 +24,28 @@ use webhooks_core::delivery::Outcome;
 use crate::engine::{Job, Shared};
 use crate::stats::inc;
 
-#[derive(Default)]
 struct Lane {
     queue: VecDeque<Job>,
     in_flight: usize,
     /// Listed in `Router::waiting` (has work, blocked by the global cap).
     waiting: bool,
+    /// When a request of this lane last finished (or the lane was created).
+    last_progress: Instant,
+}
+
+impl Lane {
+    fn new(now: Instant) -> Self {
+        Lane {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            waiting: false,
+            last_progress: now,
+        }
+    }
+
+    fn stalled(&self, now: Instant, after: std::time::Duration) -> bool {
+        self.in_flight > 0 && now.duration_since(self.last_progress) >= after
+    }
 }
 
 /// A send finished (or a delivery failed without being sent).
@@ -47,6 +68,8 @@ pub(crate) struct Router {
     seq: u64,
     in_flight: usize,
     queued: usize,
+    /// Lanes past their backlog that still answer: intake pauses while any exists.
+    backed_up: HashSet<Arc<str>>,
 }
 
 /// The lane of a url: `scheme://authority`, or the raw text when it does not parse.
@@ -75,21 +98,26 @@ impl Router {
             seq: 0,
             in_flight: 0,
             queued: 0,
+            backed_up: HashSet::new(),
         }
     }
 
     pub(crate) async fn run(mut self) {
+        let mut stall_check = tokio::time::interval(self.shared.config.stall_after / 4);
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.shared
                 .publish_load(self.queued, self.in_flight, self.retry_jobs.len());
             let next_due = self.retries.peek().map(|Reverse((t, _))| *t);
-            let accepting = self.queued < self.shared.config.max_queued;
+            let accepting =
+                self.queued < self.shared.config.max_queued && self.backed_up.is_empty();
             tokio::select! {
                 biased;
                 Some(done) = self.done_rx.recv() => self.on_done(done),
                 _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
                     self.release_due();
                 }
+                _ = stall_check.tick(), if !self.backed_up.is_empty() => self.shed_stalled(),
                 job = self.intake.recv(), if accepting => match job {
                     Some(job) => self.enqueue(job),
                     None => break,
@@ -99,19 +127,56 @@ impl Router {
     }
 
     fn enqueue(&mut self, job: Job) {
+        let now = Instant::now();
         let key = lane_key(&job.delivery.request.url);
-        let lane = self.lanes.entry(key.clone()).or_default();
-        if lane.queue.len() >= self.shared.config.destination_backlog {
-            // Fail fast rather than let one dead destination fill the shared queue.
-            let outcome = Outcome::Transport {
-                error: "destination backlog full".into(),
-            };
-            self.spawn_send(job, key, false, Some(outcome));
+        let backlog = self.shared.config.destination_backlog;
+        let lane = self
+            .lanes
+            .entry(key.clone())
+            .or_insert_with(|| Lane::new(now));
+        if lane.queue.len() >= backlog && lane.stalled(now, self.shared.config.stall_after) {
+            self.fail_fast(job, key);
             return;
         }
         lane.queue.push_back(job);
+        if lane.queue.len() > backlog {
+            self.backed_up.insert(key.clone());
+        }
         self.queued += 1;
         self.pump(&key);
+    }
+
+    /// Fails a delivery without sending it: its destination stalled with a full backlog.
+    fn fail_fast(&self, job: Job, key: Arc<str>) {
+        let outcome = Outcome::Transport {
+            error: "destination backlog full".into(),
+        };
+        self.spawn_send(job, key, false, Some(outcome));
+    }
+
+    /// Backed-up lanes that stopped answering give up their overflow, so intake can resume.
+    fn shed_stalled(&mut self) {
+        let now = Instant::now();
+        let backlog = self.shared.config.destination_backlog;
+        for key in self.backed_up.clone() {
+            let Some(lane) = self.lanes.get_mut(&key) else {
+                self.backed_up.remove(&key);
+                continue;
+            };
+            if !lane.stalled(now, self.shared.config.stall_after) {
+                continue;
+            }
+            let mut shed = Vec::new();
+            while lane.queue.len() > backlog {
+                shed.extend(lane.queue.pop_back());
+            }
+            self.queued -= shed.len();
+            self.backed_up.remove(&key);
+            tracing::warn!(destination = %key, shed = shed.len(), "destination stalled; failing its overflow");
+            for job in shed {
+                self.fail_fast(job, key.clone());
+            }
+        }
     }
 
     /// Starts as many of a lane's deliveries as its and the global limits allow.
@@ -133,10 +198,22 @@ impl Router {
                 return;
             }
             let job = lane.queue.pop_front().expect("non-empty");
-            lane.in_flight += 1;
             self.queued -= 1;
+            if job.from_table && !self.shared.hook_is_live(&job) {
+                // Disabled, deleted or edited while it waited: not sent.
+                inc(&self.shared.stats.deliveries_cancelled);
+                continue;
+            }
+            lane.in_flight += 1;
             self.in_flight += 1;
             self.spawn_send(job, key.clone(), true, None);
+        }
+        if self
+            .lanes
+            .get(key)
+            .is_some_and(|l| l.queue.len() <= self.shared.config.destination_backlog)
+        {
+            self.backed_up.remove(key);
         }
         self.drop_if_idle(key);
     }
@@ -172,6 +249,7 @@ impl Router {
             self.in_flight -= 1;
             if let Some(l) = self.lanes.get_mut(&done.lane) {
                 l.in_flight -= 1;
+                l.last_progress = Instant::now();
             }
         }
         if let Some(job) = done.retry {
@@ -203,7 +281,7 @@ impl Router {
                 continue;
             };
             if job.from_table && !self.shared.hook_is_live(&job) {
-                inc(&self.shared.stats.retries_cancelled);
+                inc(&self.shared.stats.deliveries_cancelled);
                 continue;
             }
             self.enqueue(job);

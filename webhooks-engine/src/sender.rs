@@ -31,7 +31,9 @@ pub struct SenderConfig {
     pub request_timeout: Duration,
     /// Response bytes kept; the rest is not read.
     pub max_response_body: usize,
+    /// Idle keep-alive connections kept per receiver (scheme, host, port).
     pub pool_max_idle_per_host: usize,
+    /// How long an idle connection is kept before it is closed.
     pub pool_idle_timeout: Duration,
 }
 
@@ -47,7 +49,8 @@ impl Default for SenderConfig {
     }
 }
 
-/// Why a sender could not be built.
+/// Why a sender could not be built: only if the compiled-in TLS provider cannot offer TLS 1.2 or
+/// 1.3, which `ring` always can; kept as an error because it is decided by the build, not here.
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {
     #[error("tls configuration: {0}")]

@@ -46,8 +46,9 @@ counters! {
     tries_failed,
     /// Retries scheduled.
     retries_scheduled,
-    /// Retries dropped because their hook was disabled or deleted meanwhile.
-    retries_cancelled,
+    /// Queued deliveries and retries dropped because their hook was disabled, deleted or
+    /// edited meanwhile.
+    deliveries_cancelled,
     /// Hooks the disabler switched off.
     hooks_disabled,
     /// Attempt documents written.
