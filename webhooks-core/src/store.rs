@@ -50,6 +50,34 @@ pub trait HookStore: Send + Sync {
     async fn all_hooks(&self) -> StoreResult<Vec<Doc>>;
     /// Removes a webhook document for good.
     async fn delete_hook(&self, id: &str) -> StoreResult<()>;
+    /// Webhook documents written after `since` (a position a previous call returned, 0 for the
+    /// beginning), soft-deleted ones included, oldest first, at most `limit`; and the position
+    /// to ask from next time. Lets a process follow writes made by another (the CLI, another
+    /// daemon), like CouchDB's `_changes` feed.
+    ///
+    /// Positions only grow: every write gets a higher one than any write before it, and a write
+    /// is never given a position at or below one a call has already returned, so handing `last`
+    /// back as `since` neither repeats nor skips a write. Each hook appears once, at its latest
+    /// write, with its current document: a follower applies the docs in order and is up to date
+    /// as of `last`. From 0, the feed lists every stored hook, so a follower can start from it
+    /// alone, without a separate [`all_hooks`](Self::all_hooks) that could race with writes.
+    ///
+    /// A hard-deleted hook ([`delete_hook`](Self::delete_hook),
+    /// [`delete_account`](AccountStore::delete_account)) appears as the tombstone
+    /// `{"_id": id, "pvt_account_id": account, "pvt_deleted": true}`, so a follower that drops
+    /// soft-deleted hooks drops it too. A backend keeps tombstones for a bounded window it
+    /// documents; a follower that may have fallen further behind than that (stopped for a long
+    /// time while positions moved on) could miss a hard delete, and should start again from 0.
+    async fn hook_changes(&self, since: u64, limit: usize) -> StoreResult<HookChanges>;
+}
+
+/// One page of the webhook change feed ([`HookStore::hook_changes`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HookChanges {
+    /// Changed hooks, oldest change first, each once, at its latest version (or tombstone).
+    pub docs: Vec<Doc>,
+    /// The position this page covers up to: pass it as the next call's `since`.
+    pub last: u64,
 }
 
 /// Which attempts to list, newest first unless `ascending`.

@@ -36,6 +36,8 @@ pub struct EngineConfig {
     pub attempt_batch: usize,
     /// Largest response body kept in an attempt document.
     pub max_response_body: usize,
+    /// How often hook writes made by other processes (the CLI) are picked up.
+    pub follow_every: Duration,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +54,7 @@ impl Default for EngineConfig {
             attempt_queue: 16_384,
             attempt_batch: 512,
             max_response_body: 64 * 1024,
+            follow_every: Duration::from_secs(1),
         }
     }
 }

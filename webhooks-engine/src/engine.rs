@@ -151,7 +151,9 @@ impl Engine {
             .iter()
             .filter_map(Account::from_doc)
             .collect();
-        let docs = store.all_hooks().await?;
+        // The table is loaded from the change feed, so following it afterwards starts exactly
+        // where the load ended.
+        let (docs, feed_position) = crate::follow::read_all(store.as_ref(), 0).await?;
         let skipped = hooks.load(&accounts, &docs, &registry);
         tracing::info!(
             hooks = hooks.snapshot().hook_count(),
@@ -190,6 +192,14 @@ impl Engine {
             stats,
         ));
         tokio::spawn(Router::new(shared.clone(), intake_rx).run());
+        tokio::spawn(crate::follow::follow(
+            store.clone(),
+            shared.registry.clone(),
+            shared.hooks.clone(),
+            shared.failures.clone(),
+            feed_position,
+            config.follow_every,
+        ));
         let engine = Engine {
             shared: shared.clone(),
             intake: intake_tx,

@@ -19,6 +19,7 @@ mod attempts;
 mod config;
 mod disabler;
 mod engine;
+mod follow;
 mod lanes;
 pub mod sender;
 mod stats;

@@ -12,6 +12,7 @@
 //! transaction, so a revision check and the write it guards are never split.
 
 mod attempts;
+mod changes;
 mod docs;
 mod schema;
 
@@ -21,8 +22,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use webhooks_core::store::{
-    AccountStore, AttemptPage, AttemptQuery, AttemptStore, ConfigStore, HookStore, StoreError,
-    StoreResult,
+    AccountStore, AttemptPage, AttemptQuery, AttemptStore, ConfigStore, HookChanges, HookStore,
+    StoreError, StoreResult,
 };
 use webhooks_core::{AccountId, Doc};
 
@@ -211,6 +212,13 @@ impl HookStore for EmbeddedStore {
     async fn delete_hook(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         found(self.write(move |tx| docs::delete_hook(tx, &id)).await?)
+    }
+
+    /// Tombstones of hard-deleted hooks are kept while fewer than 100 000 hook writes follow
+    /// them (`changes::TOMBSTONE_WINDOW`, where the design is explained).
+    async fn hook_changes(&self, since: u64, limit: usize) -> StoreResult<HookChanges> {
+        self.read(move |conn| changes::list(conn, since, limit))
+            .await
     }
 }
 

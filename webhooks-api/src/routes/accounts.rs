@@ -137,6 +137,9 @@ async fn create(state: ApiState, parent: Account, data: Map<String, Value>) -> A
     doc.set("pvt_created", now);
     doc.set("pvt_modified", now);
     let saved = state.store().save_account(doc).await?;
+    if let Some(a) = Account::from_doc(&saved) {
+        state.hooks().set_account(&a);
+    }
     Ok(Reply::created(
         account_view(&saved),
         id.as_str(),

@@ -264,6 +264,7 @@ async fn create(
         }
         other => other?,
     };
+    state.hooks().apply_doc(&saved, state.registry());
     Ok(Reply::created(
         Value::Object(hook_view(&saved)),
         &id,

@@ -12,7 +12,7 @@ use webhooks_core::table::HookTable;
 use webhooks_core::Doc;
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
-pub use webhooks_testkit::{Answer, Received, Receiver};
+pub use webhooks_testkit::{Answer, Receiver};
 
 /// The sample events' account and its reseller (the root of its tree).
 pub const ACCOUNT: &str = "91eb05e5c68d7ca05e7618b6821d2d16";

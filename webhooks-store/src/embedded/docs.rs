@@ -12,7 +12,7 @@ use webhooks_core::ids::hex32;
 use webhooks_core::store::StoreError;
 use webhooks_core::{AccountId, Doc};
 
-use super::Fault;
+use super::{changes, Fault};
 
 pub(super) fn save_account(tx: &Transaction<'_>, doc: Doc) -> Result<Doc, Fault> {
     let id = doc_id(&doc)?.unwrap_or_else(random_hex32);
@@ -66,10 +66,17 @@ pub(super) fn account_by_api_key(conn: &Connection, key: &str) -> Result<Option<
 ///
 /// The hooks are removed even when the account row is missing (the result is then
 /// [`StoreError::NotFound`]): a hook whose account is gone must never fire again, whatever
-/// order the deletions happened in.
+/// order the deletions happened in. Each removed hook leaves a tombstone in the change feed.
 pub(super) fn delete_account(tx: &Transaction<'_>, id: &AccountId) -> Result<bool, Fault> {
     let removed = tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
+    let hooks: Vec<(String, Option<String>)> = {
+        let mut stmt = tx.prepare("SELECT id FROM hooks WHERE account_id = ?1 ORDER BY id")?;
+        let ids = stmt.query_map([id.as_str()], |row| row.get(0))?;
+        ids.map(|hook| Ok((hook?, Some(id.as_str().to_owned()))))
+            .collect::<Result<_, rusqlite::Error>>()?
+    };
     tx.execute("DELETE FROM hooks WHERE account_id = ?1", [id.as_str()])?;
+    changes::bury(tx, &hooks)?;
     tx.execute(
         "DELETE FROM account_config WHERE account_id = ?1",
         [id.as_str()],
@@ -80,13 +87,16 @@ pub(super) fn delete_account(tx: &Transaction<'_>, id: &AccountId) -> Result<boo
 pub(super) fn save_hook(tx: &Transaction<'_>, doc: Doc) -> Result<Doc, Fault> {
     let id = doc_id(&doc)?.unwrap_or_else(random_hex32);
     let (doc, rev, json) = revise(tx, "SELECT rev FROM hooks WHERE id = ?1", [&id], doc, &id)?;
+    let seq = changes::next_seq(tx)?;
     tx.execute(
-        "INSERT INTO hooks (id, account_id, deleted, rev, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO hooks (id, account_id, deleted, rev, doc, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (id) DO UPDATE
          SET account_id = excluded.account_id, deleted = excluded.deleted,
-             rev = excluded.rev, doc = excluded.doc",
-        params![id, doc.account_id(), doc.is_deleted(), rev, json],
+             rev = excluded.rev, doc = excluded.doc, seq = excluded.seq",
+        params![id, doc.account_id(), doc.is_deleted(), rev, json, seq],
     )?;
+    changes::revive(tx, &id)?;
     Ok(doc)
 }
 
@@ -117,8 +127,19 @@ pub(super) fn all_hooks(conn: &Connection) -> Result<Vec<Doc>, Fault> {
     )
 }
 
+/// Leaves a tombstone in the change feed, naming the account the hook belonged to.
 pub(super) fn delete_hook(tx: &Transaction<'_>, id: &str) -> Result<bool, Fault> {
-    Ok(tx.execute("DELETE FROM hooks WHERE id = ?1", [id])? > 0)
+    let account: Option<Option<String>> = tx
+        .query_row("SELECT account_id FROM hooks WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let Some(account) = account else {
+        return Ok(false);
+    };
+    tx.execute("DELETE FROM hooks WHERE id = ?1", [id])?;
+    changes::bury(tx, &[(id.to_owned(), account)])?;
+    Ok(true)
 }
 
 pub(super) fn system_config(conn: &Connection, category: &str) -> Result<Option<Doc>, Fault> {

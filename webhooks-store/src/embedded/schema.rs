@@ -18,7 +18,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Each document table keeps the whole KAZOO document as JSON text in `doc`, plus the few
 /// fields queries filter on copied into columns at save time. `rev` is the document's `_rev`,
 /// kept as a column so the revision check on save does not have to parse the stored JSON.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id      TEXT PRIMARY KEY NOT NULL,
     api_key TEXT,
@@ -63,7 +64,31 @@ CREATE TABLE account_config (
     doc        TEXT NOT NULL,
     PRIMARY KEY (account_id, category)
 );
-"#];
+"#,
+    // 2: the hook change feed (see `changes.rs` for why it is a position per hook plus tombstones
+    // rather than a log). Hooks stored before it existed get distinct positions in storage order:
+    // no follower can hold a position from before this migration, so their order does not matter,
+    // only that every one of them is listed from 0.
+    r#"
+ALTER TABLE hooks ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE hooks SET seq = rowid;
+CREATE UNIQUE INDEX hooks_by_seq ON hooks (seq);
+
+CREATE TABLE hook_tombstones (
+    hook_id    TEXT PRIMARY KEY NOT NULL,
+    account_id TEXT,
+    seq        INTEGER NOT NULL UNIQUE
+);
+
+-- The last position handed out. A counter of its own, not MAX(seq) over the two tables, so a
+-- position stays used even after the row that held it is deleted or moves on.
+CREATE TABLE hook_clock (
+    id  INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO hook_clock (id, seq) SELECT 1, COALESCE(MAX(seq), 0) FROM hooks;
+"#,
+];
 
 /// Sets the per-connection pragmas. `file_backed` is false for in-memory databases, which have
 /// no journal to put in WAL mode.
