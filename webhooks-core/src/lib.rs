@@ -29,6 +29,7 @@ pub mod registry;
 pub mod store;
 pub mod table;
 pub mod time;
+pub mod transport;
 pub mod validate;
 
 pub use account::Account;

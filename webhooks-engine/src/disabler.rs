@@ -128,8 +128,9 @@ async fn disable(
     Ok(false)
 }
 
-/// KAZOO's `webhook_disabled` notification (§4.5), published into the engine itself so that
-/// `notifications` hooks for `webhook_disabled` (or `all`) fire.
+/// KAZOO's `webhook_disabled` notification (§4.5): to the transport when one is attached (it
+/// comes back through it, as in KAZOO), else straight into the engine, so that
+/// `notifications` hooks for `webhook_disabled` (or `all`) fire once either way.
 fn notify(engine: &Engine, account: &AccountId, hook_id: &str) {
     let event = json!({
         "Account-ID": account,
@@ -142,10 +143,20 @@ fn notify(engine: &Engine, account: &AccountId, hook_id: &str) {
     });
     let engine = engine.clone();
     tokio::spawn(async move {
-        if let Ok(event) = Event::from_value(event) {
-            if let Err(e) = engine.publish(event).await {
-                tracing::warn!(error = %e, "webhook_disabled notification not published");
-            }
+        let Ok(event) = Event::from_value(event) else {
+            return;
+        };
+        let notifier = engine.shared().notifier.load_full();
+        let sent = match notifier {
+            Some(n) => n.notify(&event).await.map_err(|e| e.to_string()),
+            None => engine
+                .publish(event)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "webhook_disabled notification not published");
         }
     });
 }

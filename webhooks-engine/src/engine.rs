@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use rand::RngCore;
 use tokio::sync::mpsc;
 use webhooks_core::config::WebhooksConfig;
@@ -13,7 +13,10 @@ use webhooks_core::delivery::{attempt_doc, Delivery, Outcome};
 use webhooks_core::event::{Event, EventError};
 use webhooks_core::failures::FailureTracker;
 use webhooks_core::table::HookTable;
-use webhooks_core::{Account, Doc, EventSink, ModuleRegistry, PublishReport, Store, StoreError};
+use webhooks_core::transport::{ConfigListener, DocAction, DocChange, Notifier};
+use webhooks_core::{
+    Account, AccountId, Doc, EventSink, ModuleRegistry, PublishReport, Store, StoreError,
+};
 
 use crate::config::EngineConfig;
 use crate::lanes::Router;
@@ -48,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
     pub(crate) stats: Arc<EngineStats>,
     attempts: mpsc::Sender<Doc>,
+    /// Where notifications go when a transport is attached (see [`Engine::set_notifier`]).
+    pub(crate) notifier: ArcSwapOption<Box<dyn Notifier>>,
     queued: AtomicUsize,
     in_flight: AtomicUsize,
     waiting_retries: AtomicUsize,
@@ -181,6 +186,7 @@ impl Engine {
             config: config.clone(),
             stats: stats.clone(),
             attempts: attempts_tx,
+            notifier: ArcSwapOption::empty(),
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             waiting_retries: AtomicUsize::new(0),
@@ -237,6 +243,13 @@ impl Engine {
             waiting_retries: self.shared.waiting_retries.load(Ordering::Relaxed),
             attempts_pending: self.shared.attempts.max_capacity() - self.shared.attempts.capacity(),
         }
+    }
+
+    /// Sends the notifications the engine raises (`webhook_disabled`) to `notifier` (the AMQP
+    /// transport) instead of straight back into the engine. As in KAZOO, they then come back
+    /// in through the transport, so `notifications` hooks fire exactly once.
+    pub fn set_notifier(&self, notifier: Box<dyn Notifier>) {
+        self.shared.notifier.store(Some(Arc::new(notifier)));
     }
 
     /// Re-reads KAZOO's settings from the store now (the disabler does it every tick).
@@ -353,5 +366,75 @@ impl Engine {
 impl EventSink for Engine {
     async fn publish(&self, event: Event) -> Result<PublishReport, EventError> {
         Engine::publish(self, event).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConfigListener for Engine {
+    /// KAZOO's listener (spec §10.2): a webhook document is re-read and applied (enabled and
+    /// live: in the table; otherwise out) and its failure count starts over; a deleted account
+    /// loses its hooks and counts.
+    async fn doc_changed(&self, change: &DocChange) {
+        let shared = &self.shared;
+        if change.doc_type == "account" && change.action == DocAction::Deleted {
+            if let Some(account) = &change.account_id {
+                shared.hooks.remove_account(account);
+                shared.failures.flush_account(account);
+            }
+            return;
+        }
+        if change.doc_type != "webhook" {
+            return;
+        }
+        match shared.store.hook(&change.id).await {
+            Ok(Some(doc)) => {
+                shared.hooks.apply_doc(&doc, &shared.registry);
+                if let Some(account) = doc.account_id().and_then(|a| AccountId::parse(a).ok()) {
+                    shared.failures.flush_hook(&account, &change.id);
+                }
+            }
+            Ok(None) => {
+                if let Some(account) = &change.account_id {
+                    shared.hooks.remove(account, &change.id);
+                    shared.failures.flush_hook(account, &change.id);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, hook = %change.id, "could not reload changed hook")
+            }
+        }
+    }
+
+    async fn reenable(&self, account: &AccountId, descendants: bool) -> Result<usize, StoreError> {
+        let shared = &self.shared;
+        let mut accounts = vec![account.clone()];
+        if descendants {
+            accounts.extend(
+                shared
+                    .store
+                    .accounts()
+                    .await?
+                    .iter()
+                    .filter_map(Account::from_doc)
+                    .filter(|a| a.is_descendant_of(account))
+                    .map(|a| a.id),
+            );
+        }
+        let mut total = 0;
+        for a in &accounts {
+            let done =
+                webhooks_core::reenable::reenable_account_hooks(shared.store.as_ref(), a).await?;
+            for doc in &done {
+                shared.hooks.apply_doc(doc, &shared.registry);
+                if let Some(id) = doc.id() {
+                    shared.failures.flush_hook(a, id);
+                }
+            }
+            if !done.is_empty() {
+                tracing::info!(account = %a, count = done.len(), "re-enabled hooks");
+            }
+            total += done.len();
+        }
+        Ok(total)
     }
 }
