@@ -23,6 +23,7 @@ pub mod event;
 pub mod failures;
 pub mod hook;
 pub mod ids;
+pub mod legacy;
 pub mod module;
 pub mod reenable;
 pub mod registry;

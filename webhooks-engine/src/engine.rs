@@ -156,6 +156,7 @@ impl Engine {
             .iter()
             .filter_map(Account::from_doc)
             .collect();
+        crate::migrate::migrate_legacy_hooks(store.as_ref()).await?;
         // The table is loaded from the change feed, so following it afterwards starts exactly
         // where the load ended.
         let (docs, feed_position) = crate::follow::read_all(store.as_ref(), 0).await?;

@@ -21,6 +21,7 @@ mod disabler;
 mod engine;
 mod follow;
 mod lanes;
+mod migrate;
 pub mod sender;
 mod stats;
 

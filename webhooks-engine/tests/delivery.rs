@@ -623,3 +623,129 @@ async fn a_retry_of_a_disabled_hook_is_cancelled() {
     assert!(rx.received_at("/bad").len() < 5);
     assert!(s.engine.stats().deliveries_cancelled >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_fax_hooks_are_migrated_and_fire_only_for_their_types() {
+    let rx = Receiver::start().await;
+    let hooks = vec![hook(
+        "legacy",
+        ACCOUNT,
+        "inbound_fax",
+        &rx.url("/fax"),
+        json!({"format": "json"}),
+    )];
+    let s = engine(hooks, json!({}), EngineConfig::default()).await;
+    let main = s.store.hook("legacy").await.unwrap().unwrap();
+    assert_eq!(main.str("hook"), Some("notifications"));
+    assert_eq!(
+        main.get("custom_data"),
+        Some(&json!({"type": "inbound_fax"}))
+    );
+    let twin = s
+        .store
+        .hook(main.str("other_id").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        twin.get("custom_data"),
+        Some(&json!({"type": "inbound_fax_error"}))
+    );
+
+    let samples = webhooks_modules::sample_events("notifications").unwrap();
+    let by_name = |n: &str| {
+        let mut e = samples
+            .iter()
+            .find(|e| e["Event-Name"] == n)
+            .unwrap()
+            .clone();
+        e["Account-ID"] = json!(ACCOUNT);
+        e
+    };
+    for name in ["inbound_fax", "inbound_fax_error", "voicemail_new"] {
+        s.engine.publish(event(&by_name(name))).await.unwrap();
+    }
+    let got = rx.wait_for("/fax", 2).await;
+    settle(&s.engine).await;
+    let mut names: Vec<String> = rx
+        .received_at("/fax")
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["event_name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["inbound_fax", "inbound_fax_error"],
+        "not voicemail_new (KAZOO's migrated hooks fire on every notification)"
+    );
+    assert_eq!(got.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reseller_hooks_get_descendants_events_and_siblings_do_not() {
+    use webhooks_core::store::AccountStore;
+    let rx = Receiver::start().await;
+    // ROOT > ACCOUNT (the sample account) > GRANDCHILD; SIBLING under ROOT.
+    const GRANDCHILD: &str = "0000000000000000000000000000000c";
+    const SIBLING: &str = "0000000000000000000000000000000d";
+    let hooks = vec![
+        hook(
+            "reseller",
+            ROOT,
+            "channel_create",
+            &rx.url("/reseller"),
+            json!({"include_subaccounts": true, "format": "json"}),
+        ),
+        hook(
+            "no-subaccounts",
+            ROOT,
+            "channel_create",
+            &rx.url("/plain"),
+            json!({}),
+        ),
+        hook(
+            "sibling",
+            SIBLING,
+            "channel_create",
+            &rx.url("/sibling"),
+            json!({"include_subaccounts": true}),
+        ),
+    ];
+    let s = engine(hooks, json!({}), EngineConfig::default()).await;
+    for (id, tree) in [
+        (GRANDCHILD, json!([ROOT, ACCOUNT])),
+        (SIBLING, json!([ROOT])),
+    ] {
+        let doc = json!({"_id": id, "pvt_type": "account", "name": id, "pvt_tree": tree});
+        let saved = s
+            .store
+            .save_account(webhooks_core::Doc::from_value(doc).unwrap())
+            .await
+            .unwrap();
+        s.engine
+            .hooks()
+            .set_account(&webhooks_core::Account::from_doc(&saved).unwrap());
+    }
+    let mut e = webhooks_modules::sample_events("channel_create")
+        .unwrap()
+        .remove(0);
+    e["Custom-Channel-Vars"]["Account-ID"] = json!(GRANDCHILD);
+    assert_eq!(s.engine.publish(event(&e)).await.unwrap().dispatched, 1);
+    let got = rx.wait_for("/reseller", 1).await.remove(0);
+    assert_eq!(
+        got.headers["x-account-id"], ROOT,
+        "X-Account-ID is the hook's owner"
+    );
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(
+        body["account_id"], GRANDCHILD,
+        "the payload names the event's account"
+    );
+    settle(&s.engine).await;
+    assert!(rx.received_at("/plain").is_empty() && rx.received_at("/sibling").is_empty());
+}

@@ -8,7 +8,8 @@
 //! headers a valid message must carry.
 //!
 //! One notification is special: `webhook`, published by the callflow `webhook` action (spec §13),
-//! carries its own ad-hoc hook and is fired at that hook only.
+//! carries its own ad-hoc hook and is fired at that hook, and at the account's hooks that
+//! subscribed to `webhook` explicitly (KAZOO never fires those: bug §16.17).
 
 use std::sync::Arc;
 
@@ -348,10 +349,14 @@ impl Notifications {
     }
 
     /// The callflow `webhook` notification: fire `Data` (normalised) at the hook the callflow
-    /// built (`Hook`), and at nothing else. Account `notifications` hooks are not consulted, so
-    /// a hook whose `custom_data.type` is `webhook` never fires (KAZOO's behaviour, §16.17): the
-    /// call data was meant for the URI configured in the callflow, not for every listener.
-    fn callflow_webhook(event: &Event) -> Result<Vec<Dispatch>, EventError> {
+    /// built (`Hook`). Account `notifications` hooks whose `custom_data.type` is exactly
+    /// `webhook` get the whole message (as KAZOO's sample shows it): KAZOO offers that type in
+    /// its catalogue but never fires it (§16.17). `all` hooks are left out, as in KAZOO, so
+    /// their traffic does not change.
+    fn callflow_webhook(
+        event: &Event,
+        hooks: &dyn HookFinder,
+    ) -> Result<Vec<Dispatch>, EventError> {
         let hook_doc = event
             .get("Hook")
             .and_then(Value::as_object)
@@ -370,10 +375,30 @@ impl Notifications {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        Ok(vec![Dispatch {
+        let account = hook.account_id.clone();
+        let mut out = vec![Dispatch {
             hook: Arc::new(hook),
             payload,
-        }])
+        }];
+        let subscribed: Vec<Arc<Hook>> = hooks
+            .find(HOOK, &account)
+            .into_iter()
+            .filter(|h| {
+                h.event == HOOK
+                    && h.custom_data
+                        .as_ref()
+                        .and_then(|cd| ne_text(cd.get("type")))
+                        .is_some_and(|t| t == CALLFLOW_WEBHOOK)
+            })
+            .collect();
+        if !subscribed.is_empty() {
+            let message = Self::payload(event);
+            out.extend(subscribed.into_iter().map(|hook| Dispatch {
+                hook,
+                payload: message.clone(),
+            }));
+        }
+        Ok(out)
     }
 }
 
@@ -466,7 +491,7 @@ impl WebhookModule for Notifications {
             require(event, header)?;
         }
         if name == CALLFLOW_WEBHOOK {
-            return Self::callflow_webhook(event);
+            return Self::callflow_webhook(event, hooks);
         }
         let account = account(event)?;
         let wanted: Vec<Arc<Hook>> = hooks
