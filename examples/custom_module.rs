@@ -15,7 +15,9 @@ use kazoo_webhooks::core::event::EventError;
 use kazoo_webhooks::core::failures::FailureTracker;
 use kazoo_webhooks::core::store::{AccountStore, HookStore};
 use kazoo_webhooks::core::table::HookTable;
-use kazoo_webhooks::core::{AccountId, Binding, Dispatch, Doc, Event, HookFinder, ModuleMetadata, WebhookModule};
+use kazoo_webhooks::core::{
+    AccountId, Binding, Dispatch, Doc, Event, HookFinder, ModuleMetadata, WebhookModule,
+};
 use kazoo_webhooks::store::EmbeddedStore;
 use serde_json::{json, Map, Value};
 use webhooks_engine::{Engine, EngineConfig};
@@ -36,13 +38,25 @@ impl WebhookModule for InvoicePaid {
 
     fn bindings_and_responders(&self) -> Vec<Binding> {
         // Bound on the `billing` exchange; answers (`billing`, `invoice_paid`).
-        vec![Binding::new("billing", "billing.invoice.paid", "billing", "invoice_paid")]
+        vec![Binding::new(
+            "billing",
+            "billing.invoice.paid",
+            "billing",
+            "invoice_paid",
+        )]
     }
 
-    fn handle_event(&self, event: &Event, hooks: &dyn HookFinder) -> Result<Vec<Dispatch>, EventError> {
+    fn handle_event(
+        &self,
+        event: &Event,
+        hooks: &dyn HookFinder,
+    ) -> Result<Vec<Dispatch>, EventError> {
         let account = event.required_str("Account-ID")?;
         let account = AccountId::parse(account).map_err(|_| EventError::NoAccount)?;
-        let amount = event.get("Amount").cloned().ok_or_else(|| EventError::MissingHeader("Amount".into()))?;
+        let amount = event
+            .get("Amount")
+            .cloned()
+            .ok_or_else(|| EventError::MissingHeader("Amount".into()))?;
         let mut payload = Map::new();
         payload.insert("account_id".into(), json!(account));
         payload.insert("invoice_id".into(), json!(event.str("Invoice-ID")));
@@ -53,12 +67,17 @@ impl WebhookModule for InvoicePaid {
         Ok(hooks
             .find("invoice_paid", &account)
             .into_iter()
-            .map(|hook| Dispatch { hook, payload: payload.clone() })
+            .map(|hook| Dispatch {
+                hook,
+                payload: payload.clone(),
+            })
             .collect())
     }
 
     fn samples(&self) -> Vec<Value> {
-        vec![json!({"account_id": "0123456789abcdef0123456789abcdef", "invoice_id": "inv-1", "amount": 42.5, "hook_event": "invoice_paid"})]
+        vec![
+            json!({"account_id": "0123456789abcdef0123456789abcdef", "invoice_id": "inv-1", "amount": 42.5, "hook_event": "invoice_paid"}),
+        ]
     }
 }
 
@@ -73,7 +92,12 @@ async fn run() -> Result<Value, Box<dyn std::error::Error>> {
     assert!(registry.is_available("invoice_paid"));
 
     let store = Arc::new(EmbeddedStore::open_in_memory()?);
-    store.save_account(Doc::from_value(json!({"_id": account, "pvt_type": "account", "name": "acme"})).unwrap()).await?;
+    store
+        .save_account(
+            Doc::from_value(json!({"_id": account, "pvt_type": "account", "name": "acme"}))
+                .unwrap(),
+        )
+        .await?;
     store
         .save_hook(
             Doc::from_value(json!({"_id": "paid", "pvt_type": "webhook", "pvt_account_id": account, "name": "Paid",
@@ -81,7 +105,14 @@ async fn run() -> Result<Value, Box<dyn std::error::Error>> {
             .unwrap(),
         )
         .await?;
-    let engine = Engine::start(store, registry, Arc::new(HookTable::new()), Arc::new(FailureTracker::new()), EngineConfig::default()).await?;
+    let engine = Engine::start(
+        store,
+        registry,
+        Arc::new(HookTable::new()),
+        Arc::new(FailureTracker::new()),
+        EngineConfig::default(),
+    )
+    .await?;
 
     let event = json!({"Event-Category": "billing", "Event-Name": "invoice_paid", "Account-ID": account,
                        "Invoice-ID": "inv-7", "Amount": 99.95});
@@ -106,6 +137,10 @@ mod tests {
         assert_eq!(body["invoice_id"], "inv-7");
         assert_eq!(body["amount"], 99.95);
         assert_eq!(body["hook_event"], "invoice_paid");
-        assert_eq!(body["cluster_id"], serde_json::Value::Null, "no cluster id configured here");
+        assert_eq!(
+            body["cluster_id"],
+            serde_json::Value::Null,
+            "no cluster id configured here"
+        );
     }
 }

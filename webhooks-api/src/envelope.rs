@@ -200,6 +200,12 @@ impl ApiError {
     }
 }
 
+impl From<webhooks_core::validate::ValidationErrors> for ApiError {
+    fn from(e: webhooks_core::validate::ValidationErrors) -> Self {
+        ApiError::validation(e.into_value())
+    }
+}
+
 impl From<webhooks_core::StoreError> for ApiError {
     fn from(e: webhooks_core::StoreError) -> Self {
         match e {

@@ -245,8 +245,7 @@ async fn create(
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
     let id = client_id(&data)?.unwrap_or_else(new_id);
-    let public =
-        validate_webhook(data, &rules(&state)).map_err(|e| ApiError::validation(e.into_value()))?;
+    let public = validate_webhook(data, &rules(&state))?;
     let now = webhooks_core::time::now_gregorian();
     let mut doc = Doc::from(public);
     doc.set("_id", id.as_str());
@@ -327,8 +326,7 @@ async fn replace(
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
     let doc = load_hook(&state, &account, &hook_id).await?;
-    let public =
-        validate_webhook(data, &rules(&state)).map_err(|e| ApiError::validation(e.into_value()))?;
+    let public = validate_webhook(data, &rules(&state))?;
     save_public(&state, doc, public).await
 }
 
@@ -342,8 +340,7 @@ async fn update(
     let doc = load_hook(&state, &account, &hook_id).await?;
     let mut merged = doc.public();
     merged.extend(data);
-    let public = validate_webhook(merged, &rules(&state))
-        .map_err(|e| ApiError::validation(e.into_value()))?;
+    let public = validate_webhook(merged, &rules(&state))?;
     save_public(&state, doc, public).await
 }
 
