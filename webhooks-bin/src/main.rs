@@ -90,6 +90,23 @@ struct Args {
     /// Wait before retrying a failed delivery, in milliseconds (KAZOO: 2000).
     #[arg(long, env = "WEBHOOKS_RETRY_DELAY_MS", default_value_t = 2000)]
     retry_delay_ms: u64,
+
+    /// RabbitMQ to consume KAZOO's events from, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// Without it, events come in over `POST /v2/events` only.
+    #[arg(long, env = "WEBHOOKS_AMQP_URL", hide_env_values = true)]
+    amqp_url: Option<String>,
+
+    /// The queue shared by every webhooks node (KAZOO's name by default).
+    #[arg(long, env = "WEBHOOKS_AMQP_QUEUE", default_value = webhooks_amqp::DEFAULT_SHARED_QUEUE)]
+    amqp_queue: String,
+
+    /// Unacknowledged messages the broker hands this node at once.
+    #[arg(long, env = "WEBHOOKS_AMQP_PREFETCH", default_value_t = webhooks_amqp::DEFAULT_PREFETCH)]
+    amqp_prefetch: u16,
+
+    /// Exchange that malformed messages are dead-lettered to (declared by the operator).
+    #[arg(long, env = "WEBHOOKS_AMQP_DEAD_LETTER_EXCHANGE")]
+    amqp_dead_letter_exchange: Option<String>,
 }
 
 fn blacklist(args: &Args) -> Result<UriBlacklist, String> {
@@ -164,6 +181,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         node: args.node_name.clone(),
         ..ApiConfig::default()
     };
+    let amqp = match &args.amqp_url {
+        Some(url) => {
+            let mut cfg = webhooks_amqp::AmqpConfig::new(url.clone());
+            cfg.shared_queue = args.amqp_queue.clone();
+            cfg.prefetch = args.amqp_prefetch;
+            cfg.dead_letter_exchange = args.amqp_dead_letter_exchange.clone();
+            let handle = webhooks_amqp::AmqpTransport::start(
+                cfg,
+                registry.clone(),
+                Arc::new(engine.clone()),
+                Arc::new(engine.clone()),
+            )
+            .await?;
+            engine.set_notifier(Box::new(handle.clone()));
+            println!(
+                "consuming KAZOO events from RabbitMQ queue {}",
+                args.amqp_queue
+            );
+            Some(handle)
+        }
+        None => None,
+    };
+
     let state = ApiState::new(store, registry, &boot.signing_secret, config)
         .with_hook_table(hooks)
         .with_failures(failures)
@@ -176,7 +216,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    // Let queued deliveries finish and their attempts reach the store.
+    // Stop taking events first (unacknowledged ones go back to the broker), then let queued
+    // deliveries finish and their attempts reach the store.
+    if let Some(amqp) = amqp {
+        amqp.shutdown().await;
+    }
     engine.shutdown(std::time::Duration::from_secs(10)).await;
     tracing::info!("webhooksd stopped");
     Ok(())

@@ -16,6 +16,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+pub mod rabbitmq;
+
 /// What the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -1,0 +1,61 @@
+//! Counters: what the transport did, for `/metrics`-style reporting and for tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters, shared by the transport's tasks.
+#[derive(Debug, Default)]
+pub(crate) struct AmqpStats {
+    pub(crate) consumed: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) rejected_malformed: AtomicU64,
+    pub(crate) duplicates_suppressed: AtomicU64,
+    pub(crate) reenable_requests: AtomicU64,
+    pub(crate) config_notices: AtomicU64,
+    pub(crate) notifications_published: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+}
+
+pub(crate) fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AmqpStatsSnapshot {
+    /// Messages received from the shared queue (redeliveries included).
+    pub consumed: u64,
+    /// Messages acknowledged after the engine took them (or after a re-enable was done).
+    pub acked: u64,
+    /// Messages rejected without requeue: not JSON, not an object, no `Event-Category` /
+    /// `Event-Name` strings, or refused by the modules. They go to the dead-letter exchange
+    /// when one is configured.
+    pub rejected_malformed: u64,
+    /// Redeliveries of messages this node had already handed to the engine but whose ack
+    /// did not (or may not) reach the broker before the connection dropped; acknowledged
+    /// without handing them over again.
+    pub duplicates_suppressed: u64,
+    /// Re-enable requests from crossbar handled (and answered).
+    pub reenable_requests: u64,
+    /// Document change notices applied from the per-node queue.
+    pub config_notices: u64,
+    /// Notifications published on the `notifications` exchange.
+    pub notifications_published: u64,
+    /// Times the connection was re-established after it was lost.
+    pub reconnects: u64,
+}
+
+impl AmqpStats {
+    pub(crate) fn snapshot(&self) -> AmqpStatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        AmqpStatsSnapshot {
+            consumed: get(&self.consumed),
+            acked: get(&self.acked),
+            rejected_malformed: get(&self.rejected_malformed),
+            duplicates_suppressed: get(&self.duplicates_suppressed),
+            reenable_requests: get(&self.reenable_requests),
+            config_notices: get(&self.config_notices),
+            notifications_published: get(&self.notifications_published),
+            reconnects: get(&self.reconnects),
+        }
+    }
+}

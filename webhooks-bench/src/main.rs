@@ -1,0 +1,61 @@
+//! `webhooks-loadtest`: the load harness. Without `--scenario` it runs every scenario, each in a
+//! child process of itself, and prints the table (see BENCHMARKS.md); with `--scenario` it is
+//! that child.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use webhooks_bench::scenarios::{self, Plan, Scenario};
+
+/// Measures the webhooks engine on loopback and prints one table of results.
+#[derive(Parser, Debug)]
+#[command(name = "webhooks-loadtest")]
+struct Args {
+    /// Small counts and short phases: a smoke test that finishes in well under two minutes.
+    #[arg(long)]
+    quick: bool,
+
+    /// Run only these scenarios (comma-separated): ceiling, inproc-1, inproc-10, http-1,
+    /// http-10, fault, matching, startup.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// Internal: run one scenario in this process and print its `RESULT` line.
+    #[arg(long, hide = true)]
+    scenario: Option<String>,
+
+    /// Internal: the store directory of `build-store` and `startup`.
+    #[arg(long, hide = true)]
+    dir: Option<PathBuf>,
+
+    /// Internal: the fault mix's latency phase rate, deliveries/s.
+    #[arg(long, hide = true)]
+    pace: Option<f64>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let Some(name) = args.scenario else {
+        let failed = webhooks_bench::harness::run(&plan, &args.only);
+        std::process::exit(i32::from(failed > 0));
+    };
+    let outcome = Scenario::parse(&name, args.dir, args.pace)
+        .map_err(Into::into)
+        .and_then(|s| scenarios::run(&s, &plan));
+    match outcome {
+        Ok(result) => {
+            println!("RESULT {result}");
+            // Exit now: the engine's background tasks would otherwise keep the runtime alive.
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The table a run prints (Markdown, so it can be pasted into BENCHMARKS.md as is), and the
+//! verdict on each of issue 7's targets.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::scenarios::Plan;
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(ns: &Value) -> String {
+    ns.as_f64()
+        .map(|v| format!("{:.2} ms", v / 1e6))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn mib(kib: &Value) -> String {
+    kib.as_f64()
+        .map(|v| format!("{:.0} MiB", v / 1024.0))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn found<'a>(results: &'a [(&str, Result<Value, String>)], name: &str) -> Option<&'a Value> {
+    results
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, r)| r.as_ref().ok())
+}
+
+fn label(name: &str, plan: &Plan) -> String {
+    match name {
+        "ceiling" => "ceiling: the engine's HTTP client → receiver, 64 in flight, no engine".into(),
+        "inproc-1" => "engine, in-process `Engine::publish`, 1 hook per event".into(),
+        "inproc-10" => "engine, in-process `Engine::publish`, 10 hooks per event".into(),
+        "http-1" => "engine, `POST /v2/events`, 1 hook per event".into(),
+        "http-10" => "engine, `POST /v2/events`, 10 hooks per event".into(),
+        "fault" => "fault mix: in-process, 10 hooks, 1 in 10 never answers (healthy only)".into(),
+        "matching" => format!(
+            "matching: `find` in {} hooks over {} accounts",
+            thousands(plan.matching_hooks as f64),
+            thousands(plan.matching_accounts as f64)
+        ),
+        "startup" => format!(
+            "start-up: `Engine::start` on {} stored hooks",
+            thousands(plan.startup_hooks as f64)
+        ),
+        other => other.into(),
+    }
+}
+
+/// Renders the table, its footnotes and the targets.
+pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String {
+    let mut out = String::new();
+    let ceiling = found(results, "ceiling").and_then(|v| v["peak"]["rate"].as_f64());
+    let clean = found(results, "inproc-10").and_then(|v| v["peak"]["rate"].as_f64());
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| scenario | throughput | ratio | p50 | p99 | p99.9 | latency measured at | peak RSS |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|");
+    let mut notes = Vec::new();
+    for (name, result) in results {
+        let v = match result {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = writeln!(out, "| {} | failed: {e} | | | | | | |", label(name, plan));
+                continue;
+            }
+        };
+        let rss = mib(&v["peak_rss_kib"]);
+        let row = match *name {
+            "ceiling" => {
+                let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
+                format!("{} req/s | 1.00 | – | – | – | – | {rss}", thousands(r))
+            }
+            "fault" => {
+                let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
+                let ratio = clean.map_or("–".into(), |c| format!("{:.2} × clean", r / c));
+                let p = &v["paced"];
+                let at = v["paced_target"]
+                    .as_f64()
+                    .map_or("–".into(), |t| format!("{}/s", thousands(t)));
+                format!(
+                    "{}/s | {ratio} | {} | {} | {} | {at} | {rss}",
+                    thousands(r),
+                    ms(&p["p50_ns"]),
+                    ms(&p["p99_ns"]),
+                    ms(&p["p999_ns"])
+                )
+            }
+            "matching" => format!(
+                "{:.0} ns/event | – | – | – | – | – | {rss}",
+                v["ns_per_event"].as_f64().unwrap_or(0.0)
+            ),
+            "startup" => format!(
+                "{:.2} s | {:.0} B/hook | – | – | – | – | {rss}",
+                v["ms"].as_f64().unwrap_or(0.0) / 1e3,
+                v["bytes_per_hook"].as_f64().unwrap_or(0.0)
+            ),
+            _ => {
+                let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
+                let ratio = ceiling.map_or("–".into(), |c| format!("{:.2} × ceiling", r / c));
+                let p = &v["paced"];
+                format!(
+                    "{}/s | {ratio} | {} | {} | {} | {}/s | {rss}",
+                    thousands(r),
+                    ms(&p["p50_ns"]),
+                    ms(&p["p99_ns"]),
+                    ms(&p["p999_ns"]),
+                    thousands(p["rate"].as_f64().unwrap_or(0.0))
+                )
+            }
+        };
+        let _ = writeln!(out, "| {} | {row} |", label(name, plan));
+        for phase in ["peak", "paced"] {
+            let p = &v[phase];
+            let (arrived, expected) = (p["arrived"].as_u64(), p["expected"].as_u64());
+            if let (Some(a), Some(e)) = (arrived, expected) {
+                if a < e {
+                    notes.push(format!(
+                        "{name} ({phase}): {} of {} deliveries arrived within the drain time",
+                        a, e
+                    ));
+                }
+            }
+            if let Some(err) = p["first_error"].as_str() {
+                notes.push(format!(
+                    "{name} ({phase}): {} publishes failed, first: {err}",
+                    p["failed"]
+                ));
+            }
+        }
+    }
+    let _ = writeln!(out);
+    for n in &notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out.push_str(&targets(plan, results, ceiling, clean));
+    out
+}
+
+fn targets(
+    plan: &Plan,
+    results: &[(&str, Result<Value, String>)],
+    ceiling: Option<f64>,
+    clean: Option<f64>,
+) -> String {
+    let mut out = String::new();
+    let inproc: Vec<&Value> = ["inproc-1", "inproc-10"]
+        .iter()
+        .filter_map(|n| found(results, n))
+        .collect();
+    let mut lines: Vec<(String, Option<(String, bool)>)> = Vec::new();
+    let worst_ratio = inproc
+        .iter()
+        .filter_map(|v| Some(v["peak"]["rate"].as_f64()? / ceiling?))
+        .reduce(f64::min);
+    lines.push((
+        "in-process deliveries/s ≥ 0.50 × ceiling (worse of 1 and 10 hooks)".into(),
+        worst_ratio.map(|r| (format!("{r:.2}"), r >= 0.5)),
+    ));
+    let worst_p99 = inproc
+        .iter()
+        .filter_map(|v| v["paced"]["p99_ns"].as_f64())
+        .reduce(f64::max);
+    lines.push((
+        "in-process p99 publish → arrival < 5 ms at half the peak rate".into(),
+        worst_p99.map(|p| (format!("{:.2} ms", p / 1e6), p < 5e6)),
+    ));
+    let fault = found(results, "fault")
+        .and_then(|v| v["peak"]["rate"].as_f64())
+        .zip(clean)
+        .map(|(f, c)| f / c);
+    lines.push((
+        "fault mix: healthy deliveries/s ≥ 0.90 × clean run".into(),
+        fault.map(|r| (format!("{r:.2}"), r >= 0.9)),
+    ));
+    let matching = found(results, "matching").and_then(|v| v["ns_per_event"].as_f64());
+    lines.push((
+        format!(
+            "matching < 1 µs per event at {} hooks",
+            thousands(plan.matching_hooks as f64)
+        ),
+        matching.map(|ns| (format!("{:.3} µs", ns / 1e3), ns < 1e3)),
+    ));
+    let per_hook = found(results, "startup").and_then(|v| v["bytes_per_hook"].as_f64());
+    lines.push((
+        "memory per loaded hook < 1 KiB".into(),
+        per_hook.map(|b| (format!("{b:.0} B"), b < 1024.0)),
+    ));
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "targets{}:",
+        if plan.quick {
+            " (quick mode: counts too small to judge; a smoke test)"
+        } else {
+            ""
+        }
+    );
+    for (what, verdict) in lines {
+        let v = match verdict {
+            Some((value, true)) => format!("{value}  met"),
+            Some((value, false)) => format!("{value}  MISSED"),
+            None => "not measured".into(),
+        };
+        let _ = writeln!(out, "  {what:<70} {v}");
+    }
+    out
+}

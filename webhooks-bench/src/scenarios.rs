@@ -1,0 +1,818 @@
+//! The measurements, one per child process.
+//!
+//! The parent ([`crate::harness`]) starts `webhooks-loadtest --scenario NAME` for each row, so
+//! every row's peak RSS is its own and no row inherits another's heap, connections or threads.
+//! A scenario prints one `RESULT {json}` line; everything else goes to stderr.
+//!
+//! Every scenario is bounded twice, by time and by count, and everything it talks to is on
+//! 127.0.0.1.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::task::JoinSet;
+use webhooks_api::{ApiConfig, ApiState, Bootstrap};
+use webhooks_core::delivery::{Delivery, HttpRequest, Outcome};
+use webhooks_core::failures::FailureTracker;
+use webhooks_core::store::{AccountStore, ConfigStore, HookStore};
+use webhooks_core::table::HookTable;
+use webhooks_core::{
+    Account, AccountId, Doc, Hook, HookFinder, HttpVerb, ModuleRegistry, Store, WebhookModule,
+};
+use webhooks_engine::sender::{HttpSender, SenderConfig};
+use webhooks_engine::{Engine, EngineConfig};
+use webhooks_store::EmbeddedStore;
+
+use crate::clock;
+use crate::fixture::{self, CallEvents, Population};
+use crate::receiver::{self, Arrivals};
+use crate::rss;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The master api key of every scenario's store.
+const API_KEY: &str = "loadtest-master-key";
+
+/// Requests in flight from the ceiling's client: the engine's default per-destination cap, so
+/// the ceiling and the engine may hold the same number of connections to the receiver.
+const CEILING_IN_FLIGHT: usize = 64;
+
+/// Sizes and durations of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    /// Load before each measurement, not counted.
+    pub warmup: Duration,
+    /// Publishing as fast as the engine takes events (deliveries/s).
+    pub saturate: Duration,
+    /// Publishing at half the measured peak (latency).
+    pub paced: Duration,
+    /// The fault mix runs longer: its dead destination's requests time out after 10 s, and the
+    /// run should see what that does.
+    pub fault: Duration,
+    /// Waiting for queued deliveries after publishing stops.
+    pub drain: Duration,
+    /// Events published per phase at most.
+    pub max_events: u64,
+    /// Accounts of the engine scenarios (each with `fanout` hooks).
+    pub accounts: usize,
+    pub matching_hooks: usize,
+    pub matching_accounts: usize,
+    pub lookups: usize,
+    pub startup_hooks: usize,
+}
+
+impl Plan {
+    pub fn full() -> Plan {
+        Plan {
+            quick: false,
+            warmup: Duration::from_secs(1),
+            saturate: Duration::from_secs(8),
+            paced: Duration::from_secs(8),
+            fault: Duration::from_secs(25),
+            drain: Duration::from_secs(30),
+            max_events: 5_000_000,
+            accounts: 100,
+            matching_hooks: 1_000_000,
+            matching_accounts: 100_000,
+            lookups: 2_000_000,
+            startup_hooks: 100_000,
+        }
+    }
+
+    /// Small counts: every code path once, in seconds. A smoke test; its figures mean little.
+    pub fn quick() -> Plan {
+        Plan {
+            quick: true,
+            warmup: Duration::from_millis(200),
+            saturate: Duration::from_secs(1),
+            paced: Duration::from_secs(1),
+            fault: Duration::from_secs(3),
+            drain: Duration::from_secs(15),
+            max_events: 200_000,
+            accounts: 10,
+            matching_hooks: 100_000,
+            matching_accounts: 10_000,
+            lookups: 200_000,
+            startup_hooks: 10_000,
+        }
+    }
+}
+
+/// How events reach the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `Engine::publish`, as an embedder calls it.
+    InProcess,
+    /// `POST /v2/events` on the API, one event per request.
+    Http,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::InProcess => "inproc",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// One child's measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scenario {
+    Ceiling,
+    /// `log_successes` off (`inproc-1-nolog`) is a diagnostic: the same run without the
+    /// attempt document of every success, to show what logging them costs.
+    Engine {
+        transport: Transport,
+        fanout: usize,
+        log_successes: bool,
+    },
+    /// In-process, 10 hooks per event, one of which points at a destination that never
+    /// answers; `pace` (deliveries/s) adds a latency phase at that rate.
+    Fault {
+        pace: Option<f64>,
+    },
+    Matching,
+    /// Fills a store in `dir` for [`Scenario::Startup`] (not measured).
+    BuildStore {
+        dir: PathBuf,
+    },
+    Startup {
+        dir: PathBuf,
+    },
+}
+
+impl Scenario {
+    pub fn parse(name: &str, dir: Option<PathBuf>, pace: Option<f64>) -> Result<Scenario, String> {
+        let need_dir = || {
+            dir.clone()
+                .ok_or_else(|| format!("--scenario {name} needs --dir"))
+        };
+        Ok(match name {
+            "ceiling" => Scenario::Ceiling,
+            "fault" => Scenario::Fault { pace },
+            "matching" => Scenario::Matching,
+            "build-store" => Scenario::BuildStore { dir: need_dir()? },
+            "startup" => Scenario::Startup { dir: need_dir()? },
+            other => {
+                let (base, log_successes) = match other.strip_suffix("-nolog") {
+                    Some(base) => (base, false),
+                    None => (other, true),
+                };
+                let (t, f) = base
+                    .split_once('-')
+                    .ok_or_else(|| format!("unknown scenario {other:?}"))?;
+                let transport = match t {
+                    "inproc" => Transport::InProcess,
+                    "http" => Transport::Http,
+                    _ => return Err(format!("unknown scenario {other:?}")),
+                };
+                let fanout = f
+                    .parse()
+                    .map_err(|_| format!("unknown scenario {other:?}"))?;
+                Scenario::Engine {
+                    transport,
+                    fanout,
+                    log_successes,
+                }
+            }
+        })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Scenario::Ceiling => "ceiling".into(),
+            Scenario::Engine {
+                transport,
+                fanout,
+                log_successes,
+            } => format!(
+                "{}-{fanout}{}",
+                transport.name(),
+                if *log_successes { "" } else { "-nolog" }
+            ),
+            Scenario::Fault { .. } => "fault".into(),
+            Scenario::Matching => "matching".into(),
+            Scenario::BuildStore { .. } => "build-store".into(),
+            Scenario::Startup { .. } => "startup".into(),
+        }
+    }
+}
+
+/// Runs one scenario in this process and returns its result, with the process's peak RSS.
+pub fn run(scenario: &Scenario, plan: &Plan) -> Result<Value, BoxError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut result = runtime.block_on(async {
+        match scenario {
+            Scenario::Ceiling => ceiling(plan).await,
+            Scenario::Engine {
+                transport,
+                fanout,
+                log_successes,
+            } => engine(plan, *transport, *fanout, *log_successes).await,
+            Scenario::Fault { pace } => fault(plan, *pace).await,
+            Scenario::Matching => matching(plan),
+            Scenario::BuildStore { dir } => build_store(plan, dir).await,
+            Scenario::Startup { dir } => startup(dir).await,
+        }
+    })?;
+    result["scenario"] = json!(scenario.name());
+    result["peak_rss_kib"] = json!(rss::peak_kib());
+    // The engine's tasks are still running; the caller exits the process rather than wait.
+    runtime.shutdown_background();
+    Ok(result)
+}
+
+/// A store with one reseller, `plan.accounts` customers below it and `fanout` channel_create
+/// hooks each, an engine started on it, and the receiver its hooks point at.
+struct Rig {
+    engine: Engine,
+    store: Arc<EmbeddedStore>,
+    boot: Bootstrap,
+    registry: ModuleRegistry,
+    hooks: Arc<HookTable>,
+    failures: Arc<FailureTracker>,
+    accounts: Vec<AccountId>,
+    arrivals: Arc<Arrivals>,
+    _dir: TempDir,
+}
+
+/// How a rig's hooks and settings are set up.
+#[derive(Clone, Copy)]
+struct Setup {
+    fanout: usize,
+    /// Hook 0 of every account points at a destination that never answers, and the disabler
+    /// is off so that it keeps receiving traffic for the whole run.
+    dead: bool,
+    /// KAZOO's `log_successful_attempts`: an attempt document for every success too.
+    log_successes: bool,
+}
+
+async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
+    let Setup {
+        fanout,
+        dead,
+        log_successes,
+    } = setup;
+    let (addr, arrivals) = receiver::counting().await?;
+    let dead_addr = match dead {
+        true => Some(receiver::black_hole().await?),
+        false => None,
+    };
+    // On the real disk: attempt batches pay for their fsync as they would in production.
+    let dir = tempfile::Builder::new()
+        .prefix("webhooks-loadtest-")
+        .tempdir()?;
+    let store = Arc::new(EmbeddedStore::open(dir.path())?);
+    let settings = json!({"log_successful_attempts": log_successes, "disable_disabler": dead});
+    store
+        .save_system_config(
+            "webhooks",
+            Doc(settings.as_object().cloned().unwrap_or_default()),
+        )
+        .await?;
+    let boot = webhooks_api::bootstrap(store.as_ref(), Some(API_KEY)).await?;
+    let reseller = Account {
+        id: fixture::account_id(1),
+        name: "reseller".into(),
+        realm: None,
+        tree: vec![boot.master_account_id.clone()],
+        enabled: true,
+        superduper_admin: false,
+    };
+    store.save_account(fixture::account_doc(&reseller)).await?;
+    let mut accounts = Vec::with_capacity(plan.accounts);
+    for i in 0..plan.accounts {
+        let customer = Account {
+            id: fixture::account_id(2 + i as u64),
+            name: format!("customer {i}"),
+            tree: vec![boot.master_account_id.clone(), reseller.id.clone()],
+            ..reseller.clone()
+        };
+        store.save_account(fixture::account_doc(&customer)).await?;
+        for j in 0..fanout {
+            let to = match dead_addr {
+                Some(d) if j == 0 => d,
+                _ => addr,
+            };
+            let id = fixture::hook_id((i * fanout + j) as u64);
+            let uri = format!("http://{to}/{i}/{j}");
+            let doc = fixture::hook_doc(&id, &customer.id, "channel_create", &uri, false);
+            store.save_hook(doc).await?;
+        }
+        accounts.push(customer.id);
+    }
+    let registry = fixture::registry();
+    let hooks = Arc::new(HookTable::new());
+    let failures = Arc::new(FailureTracker::new());
+    let config = EngineConfig {
+        cluster_id: Some(boot.cluster_id.clone()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(
+        store.clone(),
+        registry.clone(),
+        hooks.clone(),
+        failures.clone(),
+        config,
+    )
+    .await?;
+    Ok(Rig {
+        engine,
+        store,
+        boot,
+        registry,
+        hooks,
+        failures,
+        accounts,
+        arrivals,
+        _dir: dir,
+    })
+}
+
+/// Where the harness's events go in.
+enum Inlet {
+    Engine(Engine),
+    /// `POST /v2/events` at `url` with the master's token.
+    Api {
+        client: HttpSender,
+        url: String,
+        token: String,
+    },
+}
+
+/// Publishes stamped CHANNEL_CREATE events, accounts in turn.
+struct Source {
+    inlet: Inlet,
+    events: CallEvents,
+    accounts: Vec<AccountId>,
+}
+
+impl Source {
+    /// Publishes event `k`; returns how many deliveries it made.
+    async fn publish(&self, k: u64) -> Result<usize, String> {
+        let account = &self.accounts[k as usize % self.accounts.len()];
+        let call_id = clock::stamp(clock::now_ns());
+        match &self.inlet {
+            Inlet::Engine(engine) => engine
+                .publish(self.events.event(account, call_id))
+                .await
+                .map(|r| r.dispatched)
+                .map_err(|e| e.to_string()),
+            Inlet::Api { client, url, token } => {
+                let body = serde_json::to_string(&self.events.json(account, call_id))
+                    .map_err(|e| e.to_string())?;
+                let request = HttpRequest {
+                    method: HttpVerb::Post,
+                    url: url.clone(),
+                    headers: vec![
+                        ("X-Auth-Token".into(), token.clone()),
+                        ("Content-Type".into(), "application/json".into()),
+                    ],
+                    body,
+                };
+                match client.send(&request).await {
+                    Outcome::Response {
+                        status: 202, body, ..
+                    } => serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v["data"]["dispatched"].as_u64())
+                        .map(|n| n as usize)
+                        .ok_or_else(|| format!("unexpected reply {body}")),
+                    other => Err(format!("{other:?}").chars().take(300).collect()),
+                }
+            }
+        }
+    }
+}
+
+/// Serves the API over the rig's store and engine on a free port; returns the events url and
+/// a master token.
+async fn serve_api(rig: &Rig) -> Result<(String, String), BoxError> {
+    let store: Arc<dyn Store> = rig.store.clone();
+    let state = ApiState::new(
+        store,
+        rig.registry.clone(),
+        &rig.boot.signing_secret,
+        ApiConfig::default(),
+    )
+    .with_hook_table(rig.hooks.clone())
+    .with_failures(rig.failures.clone())
+    .with_events(Arc::new(rig.engine.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = webhooks_api::router(state);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let client = HttpSender::new(&SenderConfig::default())?;
+    let auth = HttpRequest {
+        method: HttpVerb::Put,
+        url: format!("http://{addr}/v2/api_auth"),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: json!({"data": {"api_key": API_KEY}}).to_string(),
+    };
+    let token = match client.send(&auth).await {
+        Outcome::Response { body, .. } => serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["auth_token"].as_str().map(str::to_owned)),
+        Outcome::Transport { .. } => None,
+    }
+    .ok_or("no auth token from PUT /v2/api_auth")?;
+    Ok((format!("http://{addr}/v2/events"), token))
+}
+
+async fn source(rig: &Rig, transport: Transport, posters: usize) -> Result<Source, BoxError> {
+    let inlet = match transport {
+        Transport::InProcess => Inlet::Engine(rig.engine.clone()),
+        Transport::Http => {
+            let (url, token) = serve_api(rig).await?;
+            let client = HttpSender::new(&SenderConfig {
+                pool_max_idle_per_host: posters,
+                request_timeout: Duration::from_secs(60),
+                ..SenderConfig::default()
+            })?;
+            Inlet::Api { client, url, token }
+        }
+    };
+    Ok(Source {
+        inlet,
+        events: CallEvents::new(),
+        accounts: rig.accounts.clone(),
+    })
+}
+
+/// One stretch of publishing.
+#[derive(Clone, Copy)]
+struct Phase {
+    duration: Duration,
+    /// Events per second, or as fast as they are taken.
+    pace: Option<f64>,
+    /// Concurrent publishers.
+    workers: usize,
+    max_events: u64,
+    drain: Duration,
+    /// The share of deliveries expected to arrive (the fault mix's dead hooks never do).
+    arriving: f64,
+}
+
+#[derive(Debug, Default)]
+struct PhaseResult {
+    published: u64,
+    dispatched: u64,
+    failed: u64,
+    first_error: Option<String>,
+    arrived: u64,
+    expected: u64,
+    /// From the first publish to the last arrival.
+    seconds: f64,
+    /// Deliveries arrived per second.
+    rate: f64,
+    latency_ns: [Option<u64>; 3],
+}
+
+impl PhaseResult {
+    fn to_json(&self) -> Value {
+        json!({
+            "published": self.published, "dispatched": self.dispatched,
+            "failed": self.failed, "first_error": self.first_error,
+            "arrived": self.arrived, "expected": self.expected,
+            "seconds": self.seconds, "rate": self.rate,
+            "p50_ns": self.latency_ns[0], "p99_ns": self.latency_ns[1],
+            "p999_ns": self.latency_ns[2],
+        })
+    }
+}
+
+async fn run_phase(source: &Arc<Source>, arrivals: &Arc<Arrivals>, phase: Phase) -> PhaseResult {
+    arrivals.reset();
+    let start_ns = clock::now_ns();
+    let start = tokio::time::Instant::now();
+    let deadline = start + phase.duration;
+    let next = Arc::new(AtomicU64::new(0));
+    let published = Arc::new(AtomicU64::new(0));
+    let dispatched = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(Mutex::new(None::<String>));
+    let mut workers = JoinSet::new();
+    for _ in 0..phase.workers {
+        let (source, next) = (source.clone(), next.clone());
+        let (published, dispatched) = (published.clone(), dispatched.clone());
+        let (failed, first_error) = (failed.clone(), first_error.clone());
+        workers.spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= phase.max_events {
+                    break;
+                }
+                match phase.pace {
+                    Some(rate) => {
+                        let due = start + Duration::from_secs_f64(k as f64 / rate);
+                        if due >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due).await;
+                    }
+                    None if tokio::time::Instant::now() >= deadline => break,
+                    None => {}
+                }
+                published.fetch_add(1, Ordering::Relaxed);
+                match source.publish(k).await {
+                    Ok(n) => {
+                        dispatched.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let dispatched = dispatched.load(Ordering::Relaxed);
+    let expected = (dispatched as f64 * phase.arriving).round() as u64;
+    let drain_until = tokio::time::Instant::now() + phase.drain;
+    while arrivals.count() < expected && tokio::time::Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let arrived = arrivals.count();
+    let seconds = arrivals.last_ns().saturating_sub(start_ns) as f64 / 1e9;
+    let first_error = first_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    PhaseResult {
+        published: published.load(Ordering::Relaxed),
+        dispatched,
+        failed: failed.load(Ordering::Relaxed),
+        first_error,
+        arrived,
+        expected,
+        seconds,
+        rate: if seconds > 0.0 {
+            arrived as f64 / seconds
+        } else {
+            0.0
+        },
+        latency_ns: [0.5, 0.99, 0.999].map(|q| arrivals.latency.quantile(q)),
+    }
+}
+
+/// Publishers for a transport: enough to keep the engine busy, or (paced) to keep up with the
+/// schedule while each waits for its own request.
+fn workers(transport: Transport, paced: bool) -> usize {
+    match (transport, paced) {
+        (Transport::InProcess, false) => 2,
+        (Transport::InProcess, true) => 8,
+        (Transport::Http, false) => 32,
+        (Transport::Http, true) => 128,
+    }
+}
+
+fn phase(plan: &Plan, duration: Duration, pace: Option<f64>, workers: usize) -> Phase {
+    Phase {
+        duration,
+        pace,
+        workers,
+        max_events: plan.max_events,
+        drain: plan.drain,
+        arriving: 1.0,
+    }
+}
+
+/// Deliveries/s at saturation, then latency at half that rate.
+async fn engine(
+    plan: &Plan,
+    transport: Transport,
+    fanout: usize,
+    log_successes: bool,
+) -> Result<Value, BoxError> {
+    let setup = Setup {
+        fanout,
+        dead: false,
+        log_successes,
+    };
+    let rig = rig(plan, setup).await?;
+    let paced_workers = workers(transport, true);
+    let source = Arc::new(source(&rig, transport, paced_workers).await?);
+    let busy = workers(transport, false);
+    run_phase(&source, &rig.arrivals, phase(plan, plan.warmup, None, busy)).await;
+    let peak = run_phase(
+        &source,
+        &rig.arrivals,
+        phase(plan, plan.saturate, None, busy),
+    )
+    .await;
+    let half = peak.rate / 2.0;
+    let paced = phase(plan, plan.paced, Some(half / fanout as f64), paced_workers);
+    let paced = run_phase(&source, &rig.arrivals, paced).await;
+    let stats = rig.engine.stats();
+    Ok(json!({
+        "kind": "engine", "transport": transport.name(), "fanout": fanout,
+        "peak": peak.to_json(), "paced": paced.to_json(), "paced_target": half,
+        "attempts_written": stats.attempts_written,
+        "deliveries_succeeded": stats.deliveries_succeeded,
+        "tries_failed": stats.tries_failed,
+    }))
+}
+
+/// The in-process, 10-hook run with one hook in ten dead: healthy deliveries/s at saturation,
+/// and latency of healthy deliveries at `pace` (the clean run's half peak) when given.
+async fn fault(plan: &Plan, pace: Option<f64>) -> Result<Value, BoxError> {
+    const FANOUT: usize = 10;
+    let setup = Setup {
+        fanout: FANOUT,
+        dead: true,
+        log_successes: true,
+    };
+    let rig = rig(plan, setup).await?;
+    let source = Arc::new(source(&rig, Transport::InProcess, 8).await?);
+    let healthy = (FANOUT - 1) as f64 / FANOUT as f64;
+    let busy = workers(Transport::InProcess, false);
+    let measure = |duration, pace, workers| Phase {
+        arriving: healthy,
+        ..phase(plan, duration, pace, workers)
+    };
+    run_phase(&source, &rig.arrivals, measure(plan.warmup, None, busy)).await;
+    let peak = run_phase(&source, &rig.arrivals, measure(plan.fault, None, busy)).await;
+    let paced = match pace {
+        Some(deliveries) => {
+            let events = deliveries / FANOUT as f64;
+            let p = measure(
+                plan.paced,
+                Some(events),
+                workers(Transport::InProcess, true),
+            );
+            Some(run_phase(&source, &rig.arrivals, p).await.to_json())
+        }
+        None => None,
+    };
+    let stats = rig.engine.stats();
+    Ok(json!({
+        "kind": "fault", "fanout": FANOUT, "peak": peak.to_json(), "paced": paced,
+        "paced_target": pace.map(|p| p * healthy),
+        "attempts_written": stats.attempts_written, "tries_failed": stats.tries_failed,
+        "deliveries_failed": stats.deliveries_failed,
+    }))
+}
+
+/// Answers every lookup with one hook: payloads without a table.
+struct Only(Arc<Hook>);
+
+impl HookFinder for Only {
+    fn find(&self, _: &str, _: &AccountId) -> Vec<Arc<Hook>> {
+        vec![self.0.clone()]
+    }
+}
+
+/// The request the engine sends for one CHANNEL_CREATE to a channel_create hook at `addr`.
+fn sample_request(addr: std::net::SocketAddr) -> Result<HttpRequest, BoxError> {
+    let account = fixture::account_id(2);
+    let doc = fixture::hook_doc(
+        &fixture::hook_id(0),
+        &account,
+        "channel_create",
+        &format!("http://{addr}/0/0"),
+        false,
+    );
+    let hook = Hook::from_doc(&doc, |_| true)?;
+    let event = CallEvents::new().event(&account, clock::stamp(0));
+    let dispatch = webhooks_modules::ChannelCreate
+        .handle_event(&event, &Only(Arc::new(hook)))?
+        .pop()
+        .ok_or("no dispatch")?;
+    let delivery = Delivery::from_dispatch(dispatch, Some("0123456789abcdef"), "0a1b2c3d4e".into())
+        .ok_or("filtered out")?;
+    Ok(delivery.request)
+}
+
+/// The engine's HTTP client sending the engine's request to the counting receiver, no engine in
+/// between, 64 in flight.
+async fn ceiling(plan: &Plan) -> Result<Value, BoxError> {
+    let (addr, arrivals) = receiver::counting().await?;
+    let request = Arc::new(sample_request(addr)?);
+    let client = HttpSender::new(&SenderConfig {
+        pool_max_idle_per_host: CEILING_IN_FLIGHT,
+        ..SenderConfig::default()
+    })?;
+    let mut result = json!({"kind": "ceiling", "in_flight": CEILING_IN_FLIGHT});
+    for (name, duration) in [("warmup", plan.warmup), ("peak", plan.saturate)] {
+        arrivals.reset();
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = JoinSet::new();
+        for _ in 0..CEILING_IN_FLIGHT {
+            let (client, request) = (client.clone(), request.clone());
+            let (ok, failed) = (ok.clone(), failed.clone());
+            tasks.spawn(async move {
+                let mut n = 0u64;
+                while start.elapsed() < duration && n < plan_cap(duration) {
+                    n += 1;
+                    match client.send(&request).await.is_success() {
+                        true => ok.fetch_add(1, Ordering::Relaxed),
+                        false => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let seconds = start.elapsed().as_secs_f64();
+        let ok = ok.load(Ordering::Relaxed);
+        result[name] = json!({
+            "requests": ok, "failed": failed.load(Ordering::Relaxed),
+            "arrived": arrivals.count(), "seconds": seconds, "rate": ok as f64 / seconds,
+        });
+    }
+    Ok(result)
+}
+
+/// Requests one ceiling worker sends at most in `d` (a count bound on top of the time bound).
+fn plan_cap(d: Duration) -> u64 {
+    d.as_secs_f64().ceil() as u64 * 50_000
+}
+
+/// `HookFinder::find` over a table of `plan.matching_hooks` hooks, customers picked at random.
+fn matching(plan: &Plan) -> Result<Value, BoxError> {
+    let before = rss::current_kib().unwrap_or(0);
+    let built = Instant::now();
+    let (table, population, _) = fixture::hook_table(plan.matching_hooks, plan.matching_accounts);
+    let build_ms = built.elapsed().as_secs_f64() * 1e3;
+    let after = rss::current_kib().unwrap_or(0);
+    let customers = population.customers();
+    let picks: Vec<&AccountId> = (0..plan.lookups.min(1 << 20) as u64)
+        .map(|i| &customers[fixture::pick(i, customers.len())].id)
+        .collect();
+    let mut found = 0usize;
+    let mut measure = |n: usize| {
+        let t = Instant::now();
+        for i in 0..n {
+            let snapshot = table.snapshot();
+            let hooks = snapshot.find("channel_create", picks[i % picks.len()]);
+            found += std::hint::black_box(hooks).len();
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    };
+    measure(plan.lookups / 10);
+    let ns = measure(plan.lookups);
+    Ok(json!({
+        "kind": "matching", "hooks": table.snapshot().hook_count(),
+        "accounts": population.accounts.len(), "lookups": plan.lookups,
+        "ns_per_event": ns, "hooks_found_per_event": found as f64 / (plan.lookups + plan.lookups / 10) as f64,
+        "build_ms": build_ms, "table_rss_kib": after.saturating_sub(before),
+    }))
+}
+
+/// Writes `plan.startup_hooks` hooks (ten per account) into an embedded store in `dir`.
+async fn build_store(plan: &Plan, dir: &std::path::Path) -> Result<Value, BoxError> {
+    let store = EmbeddedStore::open(dir)?;
+    let population = Population::new(plan.startup_hooks / 10);
+    for a in &population.accounts {
+        store.save_account(fixture::account_doc(a)).await?;
+    }
+    let types = fixture::registry().hook_names();
+    let docs = population
+        .hook_docs(10, &types, |a, j| {
+            format!("http://hooks{}.example.test/in/{j}", a % 64)
+        })
+        .take(plan.startup_hooks);
+    let mut n = 0;
+    for doc in docs {
+        store.save_hook(doc).await?;
+        n += 1;
+    }
+    Ok(json!({"kind": "build-store", "hooks": n, "accounts": population.accounts.len()}))
+}
+
+/// `Engine::start` on the store [`build_store`] wrote: time to a loaded table, and resident
+/// memory added per hook.
+async fn startup(dir: &std::path::Path) -> Result<Value, BoxError> {
+    let registry = fixture::registry();
+    let before = rss::current_kib().unwrap_or(0);
+    let started = Instant::now();
+    let store = Arc::new(EmbeddedStore::open(dir)?);
+    let engine = Engine::start(
+        store,
+        registry,
+        Arc::new(HookTable::new()),
+        Arc::new(FailureTracker::new()),
+        EngineConfig::default(),
+    )
+    .await?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let after = rss::current_kib().unwrap_or(0);
+    let hooks = engine.hooks().snapshot().hook_count();
+    Ok(json!({
+        "kind": "startup", "hooks": hooks, "ms": ms,
+        "rss_before_kib": before, "rss_after_kib": after,
+        "bytes_per_hook": (after.saturating_sub(before) * 1024) as f64 / hooks.max(1) as f64,
+    }))
+}
