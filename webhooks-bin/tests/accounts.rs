@@ -137,3 +137,33 @@ async fn deleting_an_account_deletes_its_hooks() {
     );
     assert!(store.hook(&keep).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_client_may_choose_the_account_id() {
+    let d = Daemon::start();
+    let (master, root) = d.master().await;
+    let id = "91eb05e5c68d7ca05e7618b6821d2d16";
+    let r = master
+        .put(
+            &format!("/v2/accounts/{root}"),
+            json!({"id": id, "name": "chosen"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.data()["id"], id);
+    let r = master
+        .put(
+            &format!("/v2/accounts/{root}"),
+            json!({"id": id, "name": "again"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.data()["id"]["unique"].is_object());
+    let r = master
+        .put(
+            &format!("/v2/accounts/{root}"),
+            json!({"id": "NOT-HEX", "name": "bad"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}

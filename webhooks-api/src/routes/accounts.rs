@@ -99,6 +99,15 @@ async fn create_child(
 }
 
 async fn create(state: ApiState, parent: Account, data: Map<String, Value>) -> ApiResult {
+    // crossbar takes the new account's id from `id` when the client gives one.
+    let chosen = match data.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if AccountId::parse(s).is_ok() => AccountId::parse(s).ok(),
+        Some(v) => {
+            return Err(ApiError::validation(json!({"id": {"pattern": {
+                "message": "an account id is 32 lowercase hex characters", "value": v}}})))
+        }
+    };
     let mut public: Map<String, Value> = data
         .into_iter()
         .filter(|(k, _)| {
@@ -120,7 +129,7 @@ async fn create(state: ApiState, parent: Account, data: Map<String, Value>) -> A
         Some(_) => {}
     }
     validate_account(&state, &public, None).await?;
-    let id = AccountId::parse(&new_id()).expect("random id");
+    let id = chosen.unwrap_or_else(|| AccountId::parse(&new_id()).expect("random id"));
     let mut tree: Vec<Value> = parent.tree.iter().map(|a| json!(a)).collect();
     tree.push(json!(parent.id));
     let now = webhooks_core::time::now_gregorian();
@@ -136,7 +145,13 @@ async fn create(state: ApiState, parent: Account, data: Map<String, Value>) -> A
     doc.set("pvt_account_db", id.db_name());
     doc.set("pvt_created", now);
     doc.set("pvt_modified", now);
-    let saved = state.store().save_account(doc).await?;
+    let saved = match state.store().save_account(doc).await {
+        Err(webhooks_core::StoreError::Conflict) => {
+            return Err(ApiError::validation(json!({"id": {"unique": {
+                "message": "an account with this id already exists", "cause": id}}})))
+        }
+        other => other?,
+    };
     if let Some(a) = Account::from_doc(&saved) {
         state.hooks().set_account(&a);
     }
