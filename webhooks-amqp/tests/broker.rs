@@ -285,19 +285,7 @@ impl EventSink for BusyEngine {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connection_killed_mid_stream_loses_no_event() {
     bounded(LIMIT, async {
-        let vhost = Vhost::create("kill").await;
-        let rx = Receiver::start().await;
-        let (engine, _store) = engine(
-            vec![hook(
-                "cc",
-                CHANNEL_ACCOUNT,
-                "channel_create",
-                &rx.url("/cc"),
-                json!({}),
-            )],
-            EngineConfig::default(),
-        )
-        .await;
+        let (vhost, rx, engine, _store) = one_channel_hook("kill").await;
         let busy = Arc::new(BusyEngine {
             engine: engine.clone(),
             turn: tokio::sync::Mutex::new(()),
@@ -361,19 +349,7 @@ async fn connection_killed_mid_stream_loses_no_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_reconnects_back_off_and_the_transport_recovers() {
     bounded(LIMIT, async {
-        let vhost = Vhost::create("backoff").await;
-        let rx = Receiver::start().await;
-        let (engine, _store) = engine(
-            vec![hook(
-                "cc",
-                CHANNEL_ACCOUNT,
-                "channel_create",
-                &rx.url("/cc"),
-                json!({}),
-            )],
-            EngineConfig::default(),
-        )
-        .await;
+        let (vhost, rx, engine, _store) = one_channel_hook("backoff").await;
         let amqp = transport(&engine, amqp_config(&vhost, "backoff")).await;
 
         // The broker refuses the vhost to the transport for a while: every reconnect attempt
@@ -402,19 +378,7 @@ async fn failed_reconnects_back_off_and_the_transport_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn joins_the_shared_queue_kazoo_declared_with_other_properties() {
     bounded(LIMIT, async {
-        let vhost = Vhost::create("kazooqueue").await;
-        let rx = Receiver::start().await;
-        let (engine, _store) = engine(
-            vec![hook(
-                "cc",
-                CHANNEL_ACCOUNT,
-                "channel_create",
-                &rx.url("/cc"),
-                json!({}),
-            )],
-            EngineConfig::default(),
-        )
-        .await;
+        let (vhost, rx, engine, _store) = one_channel_hook("kazooqueue").await;
         // KAZOO's nodes are still up during the migration: their queue is not durable, so
         // declaring it durable is refused by the broker.
         let kazoo = Kazoo::connect(&vhost).await;
@@ -439,19 +403,7 @@ async fn joins_the_shared_queue_kazoo_declared_with_other_properties() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_messages_are_dead_lettered_and_valid_ones_still_flow() {
     bounded(LIMIT, async {
-        let vhost = Vhost::create("malformed").await;
-        let rx = Receiver::start().await;
-        let (engine, _store) = engine(
-            vec![hook(
-                "cc",
-                CHANNEL_ACCOUNT,
-                "channel_create",
-                &rx.url("/cc"),
-                json!({}),
-            )],
-            EngineConfig::default(),
-        )
-        .await;
+        let (vhost, rx, engine, _store) = one_channel_hook("malformed").await;
         let kazoo = Kazoo::connect(&vhost).await;
         // The operator's dead-letter exchange and a queue to inspect it.
         kazoo

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use webhooks_core::failures::FailureTracker;
 use webhooks_core::store::{AccountStore, HookStore};
 use webhooks_core::table::HookTable;
-use webhooks_core::{Doc, WebhookModule};
+use webhooks_core::Doc;
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
 

@@ -18,7 +18,7 @@ use webhooks_core::table::HookTable;
 use webhooks_core::{Doc, Event, EventSink};
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
-pub use webhooks_testkit::rabbitmq::{Vhost, BROKER};
+pub use webhooks_testkit::rabbitmq::Vhost;
 pub use webhooks_testkit::Receiver;
 
 /// The accounts KAZOO's sample events belong to.
@@ -204,4 +204,23 @@ pub async fn settle(engine: &Engine) {
 /// A sample event of a module, by index.
 pub fn sample(module: &str, i: usize) -> Value {
     webhooks_modules::sample_events(module).unwrap()[i].clone()
+}
+
+/// A vhost, a receiver, and an engine with one `channel_create` hook (`cc`, for the channel
+/// samples' account, at `/cc`): the setup most broker tests share.
+pub async fn one_channel_hook(tag: &str) -> (Vhost, Receiver, Engine, Arc<EmbeddedStore>) {
+    let vhost = Vhost::create(tag).await;
+    let rx = Receiver::start().await;
+    let (engine, store) = engine(
+        vec![hook(
+            "cc",
+            CHANNEL_ACCOUNT,
+            "channel_create",
+            &rx.url("/cc"),
+            json!({}),
+        )],
+        EngineConfig::default(),
+    )
+    .await;
+    (vhost, rx, engine, store)
 }
