@@ -20,6 +20,10 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
+    /// Run each scenario this many times and report the median run (by its main figure).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+
     /// Internal: run one scenario in this process and print its `RESULT` line.
     #[arg(long, hide = true)]
     scenario: Option<String>,
@@ -41,7 +45,7 @@ fn main() {
         Plan::full()
     };
     let Some(name) = args.scenario else {
-        let failed = webhooks_bench::harness::run(&plan, &args.only);
+        let failed = webhooks_bench::harness::run(&plan, &args.only, args.repeat);
         std::process::exit(i32::from(failed > 0));
     };
     let outcome = Scenario::parse(&name, args.dir, args.pace)

@@ -8,14 +8,15 @@ use serde_json::Value;
 use crate::scenarios::Plan;
 
 fn thousands(v: f64) -> String {
-    let n = v.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    let digits = (v.round() as u64).to_string();
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        r => r,
+    };
+    let mut out = digits[..head].to_owned();
+    for group in digits.as_bytes()[head..].chunks(3) {
+        out.push(',');
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
     }
     out
 }
@@ -46,12 +47,15 @@ fn label(name: &str, plan: &Plan) -> String {
         "inproc-10" => "engine, in-process `Engine::publish`, 10 hooks per event".into(),
         "http-1" => "engine, `POST /v2/events`, 1 hook per event".into(),
         "http-10" => "engine, `POST /v2/events`, 10 hooks per event".into(),
+        "amqp-1" => "engine, RabbitMQ `callevt` → `webhooks-amqp`, 1 hook per event".into(),
+        "amqp-10" => "engine, RabbitMQ `callevt` → `webhooks-amqp`, 10 hooks per event".into(),
         "fault" => "fault mix: in-process, 10 hooks, 1 in 10 never answers (healthy only)".into(),
         "matching" => format!(
             "matching: `find` in {} hooks over {} accounts",
             thousands(plan.matching_hooks as f64),
             thousands(plan.matching_accounts as f64)
         ),
+        "attempts" => "attempt store alone: `save_attempts`, batches of 512, on disk".into(),
         "startup" => format!(
             "start-up: `Engine::start` on {} stored hooks",
             thousands(plan.startup_hooks as f64)
@@ -68,9 +72,9 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| scenario | throughput | ratio | p50 | p99 | p99.9 | latency measured at | peak RSS |"
+        "| scenario | throughput | ratio | p50 | p99 | p99.9 | latency measured at | peak RSS | others' CPU |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut notes = Vec::new();
     for (name, result) in results {
         let v = match result {
@@ -80,7 +84,22 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                 continue;
             }
         };
-        let rss = mib(&v["peak_rss_kib"]);
+        if v["kind"] == "skipped" {
+            let why = v["reason"].as_str().unwrap_or("skipped");
+            let _ = writeln!(
+                out,
+                "| {} | not run: {why} | | | | | | | |",
+                label(name, plan)
+            );
+            continue;
+        }
+        let rss = format!(
+            "{} | {}",
+            mib(&v["peak_rss_kib"]),
+            v["others_cpu"]
+                .as_f64()
+                .map_or("–".into(), |o| format!("{:.0}%", o * 100.0))
+        );
         let row = match *name {
             "ceiling" => {
                 let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
@@ -102,13 +121,19 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                 )
             }
             "matching" => format!(
-                "{:.0} ns/event | – | – | – | – | – | {rss}",
-                v["ns_per_event"].as_f64().unwrap_or(0.0)
+                "{} ns/event | {} ns in cache | – | – | – | – | {rss}",
+                thousands(v["ns_per_event"].as_f64().unwrap_or(0.0)),
+                thousands(v["ns_per_event_cached"].as_f64().unwrap_or(0.0))
+            ),
+            "attempts" => format!(
+                "{} docs/s | – | – | – | – | – | {rss}",
+                thousands(v["rate"].as_f64().unwrap_or(0.0))
             ),
             "startup" => format!(
-                "{:.2} s | {:.0} B/hook | – | – | – | – | {rss}",
+                "{:.2} s | {} B/hook ({} B live) | – | – | – | – | {rss}",
                 v["ms"].as_f64().unwrap_or(0.0) / 1e3,
-                v["bytes_per_hook"].as_f64().unwrap_or(0.0)
+                thousands(v["bytes_per_hook"].as_f64().unwrap_or(0.0)),
+                thousands(v["bytes_per_hook_trimmed"].as_f64().unwrap_or(0.0))
             ),
             _ => {
                 let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
@@ -125,6 +150,17 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
             }
         };
         let _ = writeln!(out, "| {} | {row} |", label(name, plan));
+        if let (Some(runs), Some(lo), Some(hi)) = (
+            v["runs"].as_u64().filter(|n| *n > 1),
+            v["range"][0].as_f64(),
+            v["range"][1].as_f64(),
+        ) {
+            notes.push(format!(
+                "{name}: median of {runs} runs; its figure ranged {} to {}",
+                thousands(lo),
+                thousands(hi)
+            ));
+        }
         for phase in ["peak", "paced"] {
             let p = &v[phase];
             let (arrived, expected) = (p["arrived"].as_u64(), p["expected"].as_u64());

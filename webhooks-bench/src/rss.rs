@@ -1,4 +1,4 @@
-//! Memory of this process, from `/proc/self/status` (Linux).
+//! What this process uses, and what the rest of the machine took meanwhile (Linux `/proc`).
 
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -16,4 +16,73 @@ pub fn current_kib() -> Option<u64> {
 /// The highest resident set size so far (the high-water mark), in KiB.
 pub fn peak_kib() -> Option<u64> {
     status_kib("VmHWM")
+}
+
+/// Asks the allocator to return the free memory it holds to the system (glibc's
+/// `malloc_trim`); `None` where there is no such call.
+pub fn trim() -> Option<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: `malloc_trim` only releases free heap pages; it has no preconditions.
+        unsafe { malloc_trim(0) };
+        Some(())
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
+/// CPU time counters, in clock ticks: the machine's and this process's.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    /// All CPUs, every state.
+    total: u64,
+    /// All CPUs, busy in processes (user, nice, system) or lost to the hypervisor (steal).
+    /// Interrupt time is left out: loopback traffic is mostly processed in softirq, which the
+    /// kernel charges to no process, so it would count our own packets as someone else's.
+    busy: u64,
+    /// This process (user + system).
+    own: u64,
+}
+
+impl CpuSample {
+    pub fn now() -> Option<CpuSample> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal
+        let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
+        let busy = field(0) + field(1) + field(2) + field(7);
+        let total = busy + field(3) + field(4) + field(5) + field(6);
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces) start at state, field 3.
+        let after = own_stat.rsplit_once(')')?.1;
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        Some(CpuSample {
+            total,
+            busy,
+            own: f.iter().sum(),
+        })
+    }
+
+    /// The share of the machine's CPU (0..=1) that other processes and the hypervisor took
+    /// between `earlier` and `self`.
+    pub fn others_since(&self, earlier: &CpuSample) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let busy = self.busy.checked_sub(earlier.busy)?;
+        let own = self.own.checked_sub(earlier.own)?;
+        (total > 0).then(|| busy.saturating_sub(own) as f64 / total as f64)
+    }
 }
