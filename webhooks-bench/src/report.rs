@@ -151,12 +151,18 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
         };
         let _ = writeln!(out, "| {} | {row} |", label(name, plan));
         if let (Some(runs), Some(lo), Some(hi)) = (
-            v["runs"].as_u64().filter(|n| *n > 1),
+            v["runs"]
+                .as_u64()
+                .filter(|n| *n > 1 || v["disturbed_runs"].as_u64() > Some(0)),
             v["range"][0].as_f64(),
             v["range"][1].as_f64(),
         ) {
+            let disturbed = match v["disturbed_runs"].as_u64() {
+                Some(0) | None => String::new(),
+                Some(d) => format!(" ({d} more discarded: other processes were busy)"),
+            };
             notes.push(format!(
-                "{name}: median of {runs} runs; its figure ranged {} to {}",
+                "{name}: median of {runs} runs{disturbed}; its figure ranged {} to {}",
                 thousands(lo),
                 thousands(hi)
             ));
