@@ -4,8 +4,8 @@
 //! criterion benchmarks (`benches/` of the root package) and the load harness share. The load
 //! harness (`webhooks-loadtest`, BENCHMARKS.md) runs the engine against a receiver on loopback
 //! and prints one table: the ceiling (the engine's HTTP client and the receiver, nothing in
-//! between), the engine fed in-process and over `POST /v2/events`, a fault mix, hook matching
-//! and start-up.
+//! between), the engine fed in-process, over `POST /v2/events` and through RabbitMQ, a fault
+//! mix, the attempt store alone, hook matching and start-up.
 //!
 //! Read [`harness`] (the parent: one child process per scenario, the table), then
 //! [`scenarios`] (what each child measures); [`receiver`] and [`clock`] explain how latency is

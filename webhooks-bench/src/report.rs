@@ -72,9 +72,9 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| scenario | throughput | ratio | p50 | p99 | p99.9 | latency measured at | peak RSS | others' CPU |"
+        "| scenario | throughput | ratio | CPU at peak | p50 | p99 | p99.9 | latency measured at | peak RSS | others' CPU |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut notes = Vec::new();
     for (name, result) in results {
         let v = match result {
@@ -88,7 +88,7 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
             let why = v["reason"].as_str().unwrap_or("skipped");
             let _ = writeln!(
                 out,
-                "| {} | not run: {why} | | | | | | | |",
+                "| {} | not run: {why} | | | | | | | | |",
                 label(name, plan)
             );
             continue;
@@ -100,10 +100,16 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                 .as_f64()
                 .map_or("–".into(), |o| format!("{:.0}%", o * 100.0))
         );
+        let cpu = v["peak"]["cpu"]
+            .as_f64()
+            .map_or("–".into(), |c| format!("{:.0}%", c * 100.0));
         let row = match *name {
             "ceiling" => {
                 let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
-                format!("{} req/s | 1.00 | – | – | – | – | {rss}", thousands(r))
+                format!(
+                    "{} req/s | 1.00 | {cpu} | – | – | – | – | {rss}",
+                    thousands(r)
+                )
             }
             "fault" => {
                 let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
@@ -113,7 +119,7 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                     .as_f64()
                     .map_or("–".into(), |t| format!("{}/s", thousands(t)));
                 format!(
-                    "{}/s | {ratio} | {} | {} | {} | {at} | {rss}",
+                    "{}/s | {ratio} | {cpu} | {} | {} | {} | {at} | {rss}",
                     thousands(r),
                     ms(&p["p50_ns"]),
                     ms(&p["p99_ns"]),
@@ -121,16 +127,16 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                 )
             }
             "matching" => format!(
-                "{} ns/event | {} ns in cache | – | – | – | – | {rss}",
+                "{} ns/event | {} ns in cache | – | – | – | – | – | {rss}",
                 thousands(v["ns_per_event"].as_f64().unwrap_or(0.0)),
                 thousands(v["ns_per_event_cached"].as_f64().unwrap_or(0.0))
             ),
             "attempts" => format!(
-                "{} docs/s | – | – | – | – | – | {rss}",
+                "{} docs/s | – | – | – | – | – | – | {rss}",
                 thousands(v["rate"].as_f64().unwrap_or(0.0))
             ),
             "startup" => format!(
-                "{:.2} s | {} B/hook ({} B live) | – | – | – | – | {rss}",
+                "{:.2} s | {} B/hook ({} B live) | – | – | – | – | – | {rss}",
                 v["ms"].as_f64().unwrap_or(0.0) / 1e3,
                 thousands(v["bytes_per_hook"].as_f64().unwrap_or(0.0)),
                 thousands(v["bytes_per_hook_trimmed"].as_f64().unwrap_or(0.0))
@@ -140,7 +146,7 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                 let ratio = ceiling.map_or("–".into(), |c| format!("{:.2} × ceiling", r / c));
                 let p = &v["paced"];
                 format!(
-                    "{}/s | {ratio} | {} | {} | {} | {}/s | {rss}",
+                    "{}/s | {ratio} | {cpu} | {} | {} | {} | {}/s | {rss}",
                     thousands(r),
                     ms(&p["p50_ns"]),
                     ms(&p["p99_ns"]),

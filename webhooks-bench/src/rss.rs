@@ -77,6 +77,14 @@ impl CpuSample {
         })
     }
 
+    /// The share of the machine's CPU (0..=1, all cores) this process used between `earlier`
+    /// and `self` (interrupt time excluded, see `busy`).
+    pub fn own_since(&self, earlier: &CpuSample) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let own = self.own.checked_sub(earlier.own)?;
+        (total > 0).then(|| own as f64 / total as f64)
+    }
+
     /// The share of the machine's CPU (0..=1) that other processes and the hypervisor took
     /// between `earlier` and `self`.
     pub fn others_since(&self, earlier: &CpuSample) -> Option<f64> {

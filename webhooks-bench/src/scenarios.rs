@@ -569,6 +569,8 @@ struct PhaseResult {
     /// Deliveries arrived per second.
     rate: f64,
     latency_ns: [Option<u64>; 3],
+    /// This process's share of the machine's CPU during the phase.
+    cpu: Option<f64>,
 }
 
 impl PhaseResult {
@@ -579,13 +581,14 @@ impl PhaseResult {
             "arrived": self.arrived, "expected": self.expected,
             "seconds": self.seconds, "rate": self.rate,
             "p50_ns": self.latency_ns[0], "p99_ns": self.latency_ns[1],
-            "p999_ns": self.latency_ns[2],
+            "p999_ns": self.latency_ns[2], "cpu": self.cpu,
         })
     }
 }
 
 async fn run_phase(source: &Arc<Source>, arrivals: &Arc<Arrivals>, phase: Phase) -> PhaseResult {
     arrivals.reset();
+    let cpu = rss::CpuSample::now();
     let start_ns = clock::now_ns();
     let start = tokio::time::Instant::now();
     let deadline = start + phase.duration;
@@ -665,6 +668,9 @@ async fn run_phase(source: &Arc<Source>, arrivals: &Arc<Arrivals>, phase: Phase)
             0.0
         },
         latency_ns: [0.5, 0.99, 0.999].map(|q| arrivals.latency.quantile(q)),
+        cpu: cpu
+            .zip(rss::CpuSample::now())
+            .and_then(|(a, b)| b.own_since(&a)),
     }
 }
 
@@ -832,6 +838,7 @@ async fn ceiling(plan: &Plan) -> Result<Value, BoxError> {
     let mut result = json!({"kind": "ceiling", "in_flight": CEILING_IN_FLIGHT});
     for (name, duration) in [("warmup", plan.warmup), ("peak", plan.saturate)] {
         arrivals.reset();
+        let cpu = rss::CpuSample::now();
         let ok = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
@@ -856,6 +863,7 @@ async fn ceiling(plan: &Plan) -> Result<Value, BoxError> {
         result[name] = json!({
             "requests": ok, "failed": failed.load(Ordering::Relaxed),
             "arrived": arrivals.count(), "seconds": seconds, "rate": ok as f64 / seconds,
+            "cpu": cpu.zip(rss::CpuSample::now()).and_then(|(a, b)| b.own_since(&a)),
         });
     }
     Ok(result)
