@@ -5,6 +5,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use webhooks_bench::scenarios::{self, Plan, Scenario};
 
 /// Measures the webhooks engine on loopback and prints one table of results.

@@ -55,7 +55,9 @@ fn label(name: &str, plan: &Plan) -> String {
             thousands(plan.matching_hooks as f64),
             thousands(plan.matching_accounts as f64)
         ),
-        "attempts" => "attempt store alone: `save_attempts`, batches of 512, on disk".into(),
+        "attempts" => {
+            "attempt store alone: `save_attempts`, the engine's batches (4096), on disk".into()
+        }
         "startup" => format!(
             "start-up: `Engine::start` on {} stored hooks",
             thousands(plan.startup_hooks as f64)

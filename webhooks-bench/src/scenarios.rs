@@ -146,7 +146,7 @@ pub enum Scenario {
         pace: Option<f64>,
     },
     Matching,
-    /// The attempt writer's ceiling: `save_attempts` alone, batches of 512 success documents,
+    /// The attempt writer's ceiling: `save_attempts` alone, the engine's batches of success documents,
     /// into a store on the real disk (or tmpfs, `attempts-tmpfs`, to set fsync apart).
     Attempts {
         tmpfs: bool,
@@ -926,7 +926,7 @@ pub fn scratch_dir(tmpfs: bool) -> std::io::Result<TempDir> {
 /// the document a successful delivery of [`sample_request`] leaves, for the accounts and hooks
 /// of the 10-hook engine rows.
 async fn attempts(plan: &Plan, tmpfs: bool) -> Result<Value, BoxError> {
-    const BATCH: usize = 512;
+    let batch_size = EngineConfig::default().attempt_batch;
     let dir = scratch_dir(tmpfs)?;
     let store = EmbeddedStore::open(dir.path())?;
     let addr: std::net::SocketAddr = "127.0.0.1:8000".parse()?;
@@ -962,7 +962,7 @@ async fn attempts(plan: &Plan, tmpfs: bool) -> Result<Value, BoxError> {
     while run.elapsed() < plan.saturate && written < plan.max_events {
         let now = webhooks_core::time::now_unix();
         let one = webhooks_core::delivery::attempt_doc(&delivery, &outcome, 3, now);
-        let batch = (written..written + BATCH as u64)
+        let batch: Arc<[Doc]> = (written..written + batch_size as u64)
             .map(|n| {
                 let account = (n / FANOUT) % accounts;
                 let mut doc = one.clone();
@@ -974,14 +974,14 @@ async fn attempts(plan: &Plan, tmpfs: bool) -> Result<Value, BoxError> {
         let t = Instant::now();
         store.save_attempts(batch).await?;
         busy += t.elapsed();
-        written += BATCH as u64;
+        written += batch_size as u64;
     }
     let doc_bytes = serde_json::to_string(&webhooks_core::delivery::attempt_doc(
         &delivery, &outcome, 3, 0,
     ))?
     .len();
     Ok(json!({
-        "kind": "attempts", "tmpfs": tmpfs, "batch": BATCH, "written": written,
+        "kind": "attempts", "tmpfs": tmpfs, "batch": batch_size, "written": written,
         "seconds": busy.as_secs_f64(), "rate": written as f64 / busy.as_secs_f64(),
         "doc_bytes": doc_bytes,
     }))

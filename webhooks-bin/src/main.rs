@@ -9,6 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use webhooks_api::{ApiConfig, ApiState};
 use webhooks_core::config::{UriBlacklist, DEFAULT_OBJECT_TYPES};
 use webhooks_core::failures::FailureTracker;

@@ -42,7 +42,7 @@ async fn attempts_are_listed_newest_first_per_account_and_per_hook() {
     }
     docs.push(attempt(&other, "elsewhere", now - 50, 99));
     docs.push(attempt(&root, &h1, now - 40 * 86_400, 100)); // outside the default range
-    store.save_attempts(docs).await.unwrap();
+    store.save_attempts(docs.into()).await.unwrap();
     // Keep 60 days, so the 40-day-old attempt survives the pruning that runs at start.
     use webhooks_core::store::ConfigStore;
     let cfg = Doc::from_value(json!({"attempts_retention_days": 60})).unwrap();
@@ -143,10 +143,13 @@ async fn attempts_older_than_the_retention_are_pruned_at_start() {
     let now = webhooks_core::time::now_gregorian();
     let store = webhooks_store::EmbeddedStore::open(tmp.path()).unwrap();
     store
-        .save_attempts(vec![
-            attempt(&root, &h, now - 40 * 86_400, 1),
-            attempt(&root, &h, now - 86_400, 2),
-        ])
+        .save_attempts(
+            vec![
+                attempt(&root, &h, now - 40 * 86_400, 1),
+                attempt(&root, &h, now - 86_400, 2),
+            ]
+            .into(),
+        )
         .await
         .unwrap();
     drop(store);

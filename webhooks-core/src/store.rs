@@ -113,8 +113,9 @@ pub struct AttemptPage {
 /// Delivery attempts (KAZOO keeps them in the account's monthly database).
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Saves a batch in one transaction.
-    async fn save_attempts(&self, docs: Vec<Doc>) -> StoreResult<()>;
+    /// Saves a batch in one transaction, all or nothing. The batch is shared, not owned, so a
+    /// caller that retries after an error hands the same documents again without copying them.
+    async fn save_attempts(&self, docs: std::sync::Arc<[Doc]>) -> StoreResult<()>;
     async fn attempts(&self, query: AttemptQuery) -> StoreResult<AttemptPage>;
     /// Deletes attempts created before `before` (gregorian seconds); returns how many.
     async fn prune_attempts(&self, before: i64) -> StoreResult<u64>;

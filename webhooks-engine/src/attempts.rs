@@ -2,6 +2,12 @@
 //! one task writes them in batches, one store transaction per batch. Under load batches grow
 //! by themselves (whatever queued while the last write ran); when idle each attempt is written
 //! at once.
+//!
+//! Batches are large (4096 by default) because of how attempts are indexed: each batch adds
+//! one entry to the per-hook index of every hook it touches, and SQLite writes every index page
+//! it changed, whole, to the WAL and again at the checkpoint. With a thousand busy hooks, a
+//! batch of 512 rewrote about one index page per attempt; eight times the batch shares each
+//! page between several attempts (BENCHMARKS.md has the figures).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +25,11 @@ pub(crate) async fn write_attempts(
 ) {
     let mut buf = Vec::with_capacity(batch);
     while rx.recv_many(&mut buf, batch).await > 0 {
-        let docs = std::mem::take(&mut buf);
+        let docs: Arc<[Doc]> = buf.drain(..).collect();
         let n = docs.len() as u64;
         let mut tries = 0;
         loop {
-            match store.save_attempts(docs.clone()).await {
+            match store.save_attempts(Arc::clone(&docs)).await {
                 Ok(()) => {
                     stats
                         .attempts_written

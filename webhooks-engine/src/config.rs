@@ -30,7 +30,8 @@ pub struct EngineConfig {
     pub retry_delay: Duration,
     /// `cluster_id` added to every payload (KAZOO's `cluster.cluster_id`).
     pub cluster_id: Option<String>,
-    /// Attempt documents waiting to be written; when full, senders wait.
+    /// Attempt documents waiting to be written; when full, senders wait. Keep it a few times
+    /// `attempt_batch`, so senders go on while a batch is being written.
     pub attempt_queue: usize,
     /// Attempt documents written per store transaction at most.
     pub attempt_batch: usize,
@@ -51,8 +52,8 @@ impl Default for EngineConfig {
             stall_after: Duration::from_secs(2),
             retry_delay: Duration::from_secs(2),
             cluster_id: None,
-            attempt_queue: 16_384,
-            attempt_batch: 512,
+            attempt_queue: 32_768,
+            attempt_batch: 4096,
             max_response_body: 64 * 1024,
             follow_every: Duration::from_secs(1),
         }

@@ -29,7 +29,10 @@ struct Lane {
     in_flight: usize,
     /// Listed in `Router::waiting` (has work, blocked by the global cap).
     waiting: bool,
-    /// When a request of this lane last finished (or the lane was created).
+    /// When a request of this lane was last answered (or the lane was created). A request
+    /// that timed out or failed to connect is not progress: counting it would make a dead
+    /// destination look alive again after every wave of timeouts, and it would pause intake
+    /// for everyone while its backlog refilled.
     last_progress: Instant,
 }
 
@@ -43,6 +46,7 @@ impl Lane {
         }
     }
 
+    /// Requests out and none answered for `after`.
     fn stalled(&self, now: Instant, after: std::time::Duration) -> bool {
         self.in_flight > 0 && now.duration_since(self.last_progress) >= after
     }
@@ -53,6 +57,8 @@ pub(crate) struct Done {
     lane: Arc<str>,
     /// Whether it held a lane slot.
     started: bool,
+    /// Whether the destination answered (any HTTP status).
+    answered: bool,
     retry: Option<Job>,
 }
 
@@ -235,10 +241,12 @@ impl Router {
                 Some(o) => o,
                 None => shared.sender.send(&job.delivery.request).await,
             };
+            let answered = matches!(outcome, Outcome::Response { .. });
             let retry = shared.after_try(&mut job, outcome).await;
             let _ = done.send(Done {
                 lane,
                 started,
+                answered,
                 retry,
             });
         });
@@ -249,7 +257,9 @@ impl Router {
             self.in_flight -= 1;
             if let Some(l) = self.lanes.get_mut(&done.lane) {
                 l.in_flight -= 1;
-                l.last_progress = Instant::now();
+                if done.answered {
+                    l.last_progress = Instant::now();
+                }
             }
         }
         if let Some(job) = done.retry {

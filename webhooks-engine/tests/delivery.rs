@@ -483,6 +483,51 @@ async fn a_hanging_destination_does_not_delay_a_healthy_one() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_only_times_out_stays_stalled() {
+    // Requests to it time out every 100 ms, but a timeout is not an answer: the lane counts as
+    // stalled 300 ms after it opened and fails its overflow from then on. (Were each wave of
+    // timeouts taken as progress, the lane would never stall, intake would wait on it, and
+    // every one of the 100 deliveries would be sent to it, 4 per 100 ms.)
+    let hang = Receiver::start().await;
+    hang.answer("/", Answer::Hang);
+    let hooks = vec![hook(
+        "hang",
+        ACCOUNT,
+        "channel_create",
+        &hang.url("/hang"),
+        json!({"retries": 1}),
+    )];
+    let config = EngineConfig {
+        per_destination_in_flight: 4,
+        destination_backlog: 20,
+        stall_after: Duration::from_millis(300),
+        ..EngineConfig::default()
+    };
+    let s = engine(
+        hooks,
+        json!({"request_timeout_ms": 100, "attempt_failure_count": 100000}),
+        config,
+    )
+    .await;
+    let e = &webhooks_modules::sample_events("channel_create").unwrap()[0];
+    for _ in 0..100 {
+        s.engine.publish(event(e)).await.unwrap();
+    }
+    settle(&s.engine).await;
+    let st = s.engine.stats();
+    assert_eq!(
+        (st.tries_failed, st.deliveries_succeeded),
+        (100, 0),
+        "{st:?}"
+    );
+    let sent = hang.received().len();
+    assert!(
+        sent < 100,
+        "the overflow of a stalled lane is failed, not sent: {sent} of 100 sent"
+    );
+}
+
 /// Waits until at most `n` deliveries are queued (bounded).
 async fn settle_queue(engine: &webhooks_engine::Engine, n: usize) {
     for _ in 0..400 {

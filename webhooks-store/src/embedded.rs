@@ -5,11 +5,14 @@
 //! moment (or losing power, on a disk that honours fsync) loses no acknowledged write and leaves
 //! a file SQLite can open.
 //!
-//! rusqlite is blocking, so every call runs on tokio's blocking pool, against one connection
-//! behind a mutex. One connection is enough: SQLite admits a single writer at a time anyway,
-//! every read is an index lookup or a bounded index range, and the engine keeps its hook table
-//! in memory rather than asking the store per event. Each write is one `BEGIN IMMEDIATE`
-//! transaction, so a revision check and the write it guards are never split.
+//! rusqlite is blocking, so every call runs on tokio's blocking pool. A file-backed store holds
+//! two connections, each behind a mutex: one writes, one reads. SQLite admits a single writer
+//! at a time anyway, and in WAL mode a reader sees every committed write and is never blocked
+//! by one, so the API's reads (an account per authenticated request) do not queue behind the
+//! engine's attempt batches. Every read is an index lookup or a bounded index range, and the
+//! engine keeps its hook table in memory rather than asking the store per event. Each write is
+//! one `BEGIN IMMEDIATE` transaction, so a revision check and the write it guards are never
+//! split. An in-memory store has the one connection only (a second would be another database).
 
 mod attempts;
 mod changes;
@@ -31,6 +34,8 @@ use webhooks_core::{AccountId, Doc};
 #[derive(Clone)]
 pub struct EmbeddedStore {
     conn: Arc<Mutex<Connection>>,
+    /// The read-only connection of a file-backed store; reads use `conn` when absent.
+    reader: Option<Arc<Mutex<Connection>>>,
     path: Option<PathBuf>,
 }
 
@@ -76,19 +81,35 @@ impl EmbeddedStore {
     fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
         schema::configure(&conn, path.is_some())?;
         schema::migrate(&mut conn)?;
+        let reader = match &path {
+            Some(path) => {
+                let reader = Connection::open(path).map_err(Fault::from)?;
+                schema::configure_reader(&reader)?;
+                Some(Arc::new(Mutex::new(reader)))
+            }
+            None => None,
+        };
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(conn)),
+            reader,
             path,
         })
     }
 
-    /// Runs `f` on the blocking pool with the connection.
+    /// Runs `f` on the blocking pool with the writing connection.
     async fn with_conn<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Fault> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        Self::on_blocking_pool(Arc::clone(&self.conn), f).await
+    }
+
+    async fn on_blocking_pool<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Fault> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             // A panic inside a call unwinds through rusqlite's `Transaction`, whose drop rolls
             // back; the connection is then consistent and safe to keep using.
@@ -120,7 +141,8 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, Fault> + Send + 'static,
     {
-        self.with_conn(|conn| f(conn)).await
+        let conn = Arc::clone(self.reader.as_ref().unwrap_or(&self.conn));
+        Self::on_blocking_pool(conn, |conn| f(conn)).await
     }
 }
 
@@ -224,7 +246,7 @@ impl HookStore for EmbeddedStore {
 
 #[async_trait]
 impl AttemptStore for EmbeddedStore {
-    async fn save_attempts(&self, batch: Vec<Doc>) -> StoreResult<()> {
+    async fn save_attempts(&self, batch: Arc<[Doc]>) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }

@@ -405,13 +405,13 @@ async fn seed_attempts(store: &EmbeddedStore) -> Vec<(usize, i64, &'static str)>
         })
         .collect();
     for chunk in rows.chunks(20) {
-        let batch = chunk
+        let batch: Vec<Doc> = chunk
             .iter()
             .map(|&(n, created, hook)| attempt(&a, hook, created, n))
             .collect();
-        store.save_attempts(batch).await.unwrap();
+        store.save_attempts(batch.into()).await.unwrap();
         store
-            .save_attempts(vec![attempt(&account_id(2), "h1", 1003, 999)])
+            .save_attempts(vec![attempt(&account_id(2), "h1", 1003, 999)].into())
             .await
             .unwrap();
     }
@@ -476,7 +476,10 @@ async fn attempts_are_returned_as_stored() {
     let store = store();
     let a = account_id(1);
     let stored = attempt(&a, "h1", 5, 0);
-    store.save_attempts(vec![stored.clone()]).await.unwrap();
+    store
+        .save_attempts(vec![stored.clone()].into())
+        .await
+        .unwrap();
     let page = store.attempts(query(&a)).await.unwrap();
     assert_eq!(page.attempts, vec![stored]);
 }
@@ -591,7 +594,7 @@ async fn an_unkeyable_attempt_fails_the_whole_batch() {
     let a = account_id(1);
     let bad = doc(json!({"pvt_account_id": a.as_str(), "hook_id": "h1"}));
     let r = store
-        .save_attempts(vec![attempt(&a, "h1", 1, 0), bad])
+        .save_attempts(vec![attempt(&a, "h1", 1, 0), bad].into())
         .await;
     assert!(matches!(r, Err(StoreError::Backend(_))), "{r:?}");
     assert!(store.attempts(query(&a)).await.unwrap().attempts.is_empty());
@@ -624,6 +627,39 @@ async fn a_cursor_survives_pruning_of_the_rows_before_it() {
 
 // ---- files -----------------------------------------------------------------------------------
 
+/// A file-backed store reads through a second connection: every write is visible to the read
+/// that follows it, while attempt batches are being written meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_each_write_at_once_while_batches_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let a = account_id(1);
+    let writer = {
+        let store = store.clone();
+        let a = a.clone();
+        tokio::spawn(async move {
+            for n in 0..20i64 {
+                let batch: Vec<Doc> = (0..200)
+                    .map(|i| attempt(&a, "h1", n, (n * 200 + i) as usize))
+                    .collect();
+                store.save_attempts(batch.into()).await.unwrap();
+            }
+        })
+    };
+    let mut hook = store.save_hook(hook_doc("h1", &a)).await.unwrap();
+    for n in 0..50 {
+        hook.set("name", format!("edit {n}"));
+        hook = store.save_hook(hook).await.unwrap();
+        assert_eq!(store.hook("h1").await.unwrap().as_ref(), Some(&hook));
+        let changes = store.hook_changes(0, 10).await.unwrap();
+        assert_eq!(changes.docs.last(), Some(&hook), "{n}");
+    }
+    writer.await.unwrap();
+    let mut q = query(&a);
+    q.limit = 10_000;
+    assert_eq!(store.attempts(q).await.unwrap().attempts.len(), 4000);
+}
+
 #[tokio::test]
 async fn documents_survive_reopening_the_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -640,7 +676,7 @@ async fn documents_survive_reopening_the_directory() {
             .await
             .unwrap();
         store
-            .save_attempts(vec![attempt(&a, "h1", 7, 0)])
+            .save_attempts(vec![attempt(&a, "h1", 7, 0)].into())
             .await
             .unwrap();
         (
