@@ -82,6 +82,70 @@ impl HookFinder for Snapshot {
     }
 }
 
+/// Builds a whole table from documents handed in one at a time, so a start-up load can read the
+/// store page by page and drop each page once its hooks are built: memory holds the hooks,
+/// never every hook document at once.
+pub struct TableLoader {
+    trees: HashMap<AccountId, Arc<[AccountId]>>,
+    grouped: std::collections::HashMap<AccountId, Vec<Arc<Hook>>>,
+    skipped: usize,
+}
+
+impl TableLoader {
+    /// Starts from the account tree.
+    pub fn new(accounts: &[Account]) -> Self {
+        TableLoader {
+            trees: accounts
+                .iter()
+                .map(|a| (a.id.clone(), a.tree.clone().into()))
+                .collect(),
+            grouped: Default::default(),
+            skipped: 0,
+        }
+    }
+
+    /// Adds one stored document: an enabled, live hook joins its owner's list; a disabled or
+    /// deleted one is left out; one that cannot become a hook (unknown event, bad verb, ...)
+    /// is counted as skipped. A later version of the same hook replaces the earlier one.
+    pub fn add(&mut self, doc: &Doc, registry: &ModuleRegistry) {
+        let (Some(id), Some(account)) = (
+            doc.id(),
+            doc.account_id().and_then(|a| AccountId::parse(a).ok()),
+        ) else {
+            self.skipped += !doc.is_deleted() as usize;
+            return;
+        };
+        let list = self.grouped.entry(account).or_default();
+        list.retain(|h| h.id != id);
+        if doc.is_deleted() || !doc_is_enabled(doc) {
+            return;
+        }
+        match Hook::from_doc(doc, |e| registry.is_available(e)) {
+            Ok(h) => list.push(Arc::new(h)),
+            Err(_) => self.skipped += 1,
+        }
+    }
+
+    /// Replaces `table`'s contents with what was added; returns how many documents were
+    /// skipped.
+    pub fn finish(self, table: &HookTable) -> usize {
+        let mut snap = Snapshot {
+            trees: self.trees,
+            ..Snapshot::default()
+        };
+        for (account, hooks) in self.grouped {
+            if hooks.is_empty() {
+                continue;
+            }
+            snap.hook_count += hooks.len();
+            snap.by_account.insert(account, hooks.into());
+        }
+        let _guard = table.writer.lock().unwrap_or_else(|e| e.into_inner());
+        table.current.store(Arc::new(snap));
+        self.skipped
+    }
+}
+
 /// The shared, swappable table.
 #[derive(Default)]
 pub struct HookTable {
@@ -114,31 +178,11 @@ impl HookTable {
         hook_docs: &[Doc],
         registry: &ModuleRegistry,
     ) -> usize {
-        let mut snap = Snapshot::default();
-        for a in accounts {
-            snap.trees.insert(a.id.clone(), a.tree.clone().into());
-        }
-        let mut grouped: std::collections::HashMap<AccountId, Vec<Arc<Hook>>> = Default::default();
-        let mut skipped = 0;
+        let mut loader = TableLoader::new(accounts);
         for doc in hook_docs {
-            if doc.is_deleted() || !doc_is_enabled(doc) {
-                continue;
-            }
-            match Hook::from_doc(doc, |e| registry.is_available(e)) {
-                Ok(h) => grouped
-                    .entry(h.account_id.clone())
-                    .or_default()
-                    .push(Arc::new(h)),
-                Err(_) => skipped += 1,
-            }
+            loader.add(doc, registry);
         }
-        for (account, hooks) in grouped {
-            snap.hook_count += hooks.len();
-            snap.by_account.insert(account, hooks.into());
-        }
-        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        self.current.store(Arc::new(snap));
-        skipped
+        loader.finish(self)
     }
 
     /// Applies a saved webhook document: an enabled, live hook is inserted or replaced; a
@@ -368,5 +412,29 @@ mod tests {
             vec!["own", "own-all", "root-sub"]
         );
         assert_eq!(s.hook_count(), 5);
+    }
+
+    #[test]
+    fn a_loader_keeps_each_hooks_latest_version_only() {
+        let t = HookTable::new();
+        let mut loader = TableLoader::new(&[account(ROOT, &[])]);
+        let r = registry();
+        loader.add(&hook_doc("a", ROOT, "channel_create", false), &r);
+        loader.add(&hook_doc("b", ROOT, "channel_create", false), &r);
+        loader.add(&hook_doc("c", ROOT, "channel_create", false), &r);
+        // Later in the feed: "a" became an object hook, "b" was disabled, "c" deleted.
+        loader.add(&hook_doc("a", ROOT, "object", false), &r);
+        let mut b = hook_doc("b", ROOT, "channel_create", false);
+        b.set("enabled", false);
+        loader.add(&b, &r);
+        let mut c = hook_doc("c", ROOT, "channel_create", false);
+        c.set("pvt_deleted", true);
+        loader.add(&c, &r);
+        loader.add(&hook_doc("bad", ROOT, "nope", false), &r);
+        assert_eq!(loader.finish(&t), 1, "one document could not become a hook");
+        let s = t.snapshot();
+        assert_eq!(s.hook_count(), 1);
+        assert_eq!(ids(s.find("object", &id(ROOT))), vec!["a"]);
+        assert!(s.find("channel_create", &id(ROOT)).is_empty());
     }
 }

@@ -12,7 +12,7 @@ use webhooks_core::config::WebhooksConfig;
 use webhooks_core::delivery::{attempt_doc, Delivery, Outcome};
 use webhooks_core::event::{Event, EventError};
 use webhooks_core::failures::FailureTracker;
-use webhooks_core::table::HookTable;
+use webhooks_core::table::{HookTable, TableLoader};
 use webhooks_core::transport::{ConfigListener, DocAction, DocChange, Notifier};
 use webhooks_core::{
     Account, AccountId, Doc, EventSink, ModuleRegistry, PublishReport, Store, StoreError,
@@ -138,6 +138,37 @@ fn event_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Loads the table from the store's change feed, a page at a time, migrating legacy hooks on
+/// the way; returns the feed position reached (following starts exactly there), the documents
+/// skipped and the hooks migrated. Only one page of documents is in memory at once.
+async fn load_table(
+    store: &dyn Store,
+    accounts: &[Account],
+    hooks: &HookTable,
+    registry: &ModuleRegistry,
+) -> Result<(u64, usize, usize), EngineError> {
+    use crate::migrate::{migrate_legacy_hook, Migration};
+    let mut loader = TableLoader::new(accounts);
+    let (mut since, mut migrated) = (0, 0);
+    loop {
+        let page = store.hook_changes(since, crate::follow::PAGE).await?;
+        let n = page.docs.len();
+        // A migration (ours or another node's) put newer documents past this page: read on.
+        let mut moved = false;
+        for doc in &page.docs {
+            match migrate_legacy_hook(store, doc).await? {
+                Migration::Current => loader.add(doc, registry),
+                Migration::Migrated => (migrated, moved) = (migrated + 1, true),
+                Migration::Superseded => moved = true,
+            }
+        }
+        since = page.last;
+        if n < crate::follow::PAGE && !moved {
+            return Ok((since, loader.finish(hooks), migrated));
+        }
+    }
+}
+
 impl Engine {
     /// Loads the hook table from the store and starts the engine's tasks (router, attempt
     /// writer, disabler, attempt pruning). Must run inside a tokio runtime.
@@ -156,15 +187,13 @@ impl Engine {
             .iter()
             .filter_map(Account::from_doc)
             .collect();
-        crate::migrate::migrate_legacy_hooks(store.as_ref()).await?;
-        // The table is loaded from the change feed, so following it afterwards starts exactly
-        // where the load ended.
-        let (docs, feed_position) = crate::follow::read_all(store.as_ref(), 0).await?;
-        let skipped = hooks.load(&accounts, &docs, &registry);
+        let (feed_position, skipped, migrated) =
+            load_table(store.as_ref(), &accounts, &hooks, &registry).await?;
         tracing::info!(
             hooks = hooks.snapshot().hook_count(),
             accounts = accounts.len(),
             skipped,
+            migrated,
             "hook table loaded"
         );
         let sender = HttpSender::new(&SenderConfig {

@@ -14,7 +14,8 @@ use webhooks_core::failures::FailureTracker;
 use webhooks_core::table::HookTable;
 use webhooks_core::{AccountId, Doc, ModuleRegistry, Store, StoreError};
 
-const PAGE: usize = 10_000;
+/// Changes read per store call.
+pub(crate) const PAGE: usize = 10_000;
 
 /// Reads the whole feed from `since`; returns the documents and the position after them.
 pub(crate) async fn read_all(
