@@ -586,7 +586,16 @@ impl PhaseResult {
     }
 }
 
-async fn run_phase(source: &Arc<Source>, arrivals: &Arc<Arrivals>, phase: Phase) -> PhaseResult {
+/// Runs one phase. It ends when the deliveries have arrived *and* the engine has written their
+/// attempt documents: a rate that left a backlog of unwritten attempts behind would overstate
+/// what the engine sustains, and the next phase would start while the backlog is still being
+/// written.
+async fn run_phase(
+    source: &Arc<Source>,
+    arrivals: &Arc<Arrivals>,
+    engine: &Engine,
+    phase: Phase,
+) -> PhaseResult {
     arrivals.reset();
     let cpu = rss::CpuSample::now();
     let start_ns = clock::now_ns();
@@ -652,7 +661,15 @@ async fn run_phase(source: &Arc<Source>, arrivals: &Arc<Arrivals>, phase: Phase)
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let arrived = arrivals.count();
-    let seconds = arrivals.last_ns().saturating_sub(start_ns) as f64 / 1e9;
+    let mut end_ns = arrivals.last_ns();
+    let busy = |l: webhooks_engine::Load| l.queued > 0 || l.attempts_pending > 0;
+    if busy(engine.load()) {
+        while busy(engine.load()) && tokio::time::Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        end_ns = end_ns.max(clock::now_ns());
+    }
+    let seconds = end_ns.saturating_sub(start_ns) as f64 / 1e9;
     let first_error = first_error.lock().unwrap_or_else(|p| p.into_inner()).take();
     PhaseResult {
         published: published.load(Ordering::Relaxed),
@@ -733,16 +750,23 @@ async fn engine(
     let paced_workers = workers(transport, true);
     let source = Arc::new(source(&rig, transport, paced_workers).await?);
     let busy = workers(transport, false);
-    run_phase(&source, &rig.arrivals, phase(plan, plan.warmup, None, busy)).await;
+    run_phase(
+        &source,
+        &rig.arrivals,
+        &rig.engine,
+        phase(plan, plan.warmup, None, busy),
+    )
+    .await;
     let peak = run_phase(
         &source,
         &rig.arrivals,
+        &rig.engine,
         phase(plan, plan.saturate, None, busy),
     )
     .await;
     let half = peak.rate / 2.0;
     let paced = phase(plan, plan.paced, Some(half / fanout as f64), paced_workers);
-    let paced = run_phase(&source, &rig.arrivals, paced).await;
+    let paced = run_phase(&source, &rig.arrivals, &rig.engine, paced).await;
     // The process exits without running destructors: drop the source (and with it a broker
     // vhost) here.
     drop(source);
@@ -773,8 +797,20 @@ async fn fault(plan: &Plan, pace: Option<f64>) -> Result<Value, BoxError> {
         arriving: healthy,
         ..phase(plan, duration, pace, workers)
     };
-    run_phase(&source, &rig.arrivals, measure(plan.warmup, None, busy)).await;
-    let peak = run_phase(&source, &rig.arrivals, measure(plan.fault, None, busy)).await;
+    run_phase(
+        &source,
+        &rig.arrivals,
+        &rig.engine,
+        measure(plan.warmup, None, busy),
+    )
+    .await;
+    let peak = run_phase(
+        &source,
+        &rig.arrivals,
+        &rig.engine,
+        measure(plan.fault, None, busy),
+    )
+    .await;
     let paced = match pace {
         Some(deliveries) => {
             let events = deliveries / FANOUT as f64;
@@ -783,13 +819,18 @@ async fn fault(plan: &Plan, pace: Option<f64>) -> Result<Value, BoxError> {
                 Some(events),
                 workers(Transport::InProcess, true),
             );
-            Some(run_phase(&source, &rig.arrivals, p).await.to_json())
+            Some(
+                run_phase(&source, &rig.arrivals, &rig.engine, p)
+                    .await
+                    .to_json(),
+            )
         }
         None => None,
     };
     let stats = rig.engine.stats();
     Ok(json!({
-        "kind": "fault", "fanout": FANOUT, "peak": peak.to_json(), "paced": paced,
+        "kind": "fault", "fanout": FANOUT, "healthy_share": healthy,
+        "peak": peak.to_json(), "paced": paced,
         "paced_target": pace.map(|p| p * healthy),
         "attempts_written": stats.attempts_written, "tries_failed": stats.tries_failed,
         "deliveries_failed": stats.deliveries_failed,

@@ -80,8 +80,13 @@ pub fn is_hex32(s: &str) -> bool {
 
 /// Formats 16 bytes as 32 lowercase hex characters.
 pub fn hex32(bytes: [u8; 16]) -> String {
+    hex(&bytes)
+}
+
+/// Lower-case hex of any bytes (two characters per byte).
+pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(32);
+    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push(HEX[(b >> 4) as usize] as char);
         s.push(HEX[(b & 0xf) as usize] as char);

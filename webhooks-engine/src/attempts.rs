@@ -1,5 +1,6 @@
 //! Attempt documents are written off the hot path: senders push them into a bounded queue and
-//! one task writes them in batches, one store transaction per batch. Under load batches grow
+//! one task writes them in batches, one store transaction per batch, two batches at a time (the
+//! store prepares one while it writes the other). Under load batches grow
 //! by themselves (whatever queued while the last write ran); when idle each attempt is written
 //! at once.
 //!
@@ -9,10 +10,12 @@
 //! batch of 512 rewrote about one index page per attempt; eight times the batch shares each
 //! page between several attempts (BENCHMARKS.md has the figures).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use webhooks_core::{Doc, Store};
 
 use crate::stats::EngineStats;
@@ -22,35 +25,62 @@ pub(crate) async fn write_attempts(
     mut rx: mpsc::Receiver<Doc>,
     batch: usize,
     stats: Arc<EngineStats>,
+    writing: Arc<AtomicUsize>,
 ) {
     let mut buf = Vec::with_capacity(batch);
-    while rx.recv_many(&mut buf, batch).await > 0 {
+    let mut saving = JoinSet::new();
+    loop {
+        // Counted as writing right after it leaves the queue (no await in between), so
+        // `Engine::load` sees it pending until it is stored.
+        let n = rx.recv_many(&mut buf, batch).await;
+        if n == 0 {
+            break;
+        }
+        writing.fetch_add(n, Ordering::Relaxed);
         let docs: Arc<[Doc]> = buf.drain(..).collect();
-        let n = docs.len() as u64;
-        let mut tries = 0;
-        loop {
-            match store.save_attempts(Arc::clone(&docs)).await {
-                Ok(()) => {
-                    stats
-                        .attempts_written
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    break;
-                }
-                Err(e) if tries < 3 => {
-                    tries += 1;
-                    tracing::warn!(error = %e, tries, "attempt batch not written, retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, count = n, "attempt batch lost");
-                    stats
-                        .attempts_lost
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    break;
-                }
+        // Two batches at once: the store encodes one while it inserts the other.
+        if saving.len() >= 2 {
+            saving.join_next().await;
+        }
+        saving.spawn(save_batch(
+            store.clone(),
+            docs,
+            stats.clone(),
+            writing.clone(),
+        ));
+    }
+    while saving.join_next().await.is_some() {}
+}
+
+async fn save_batch(
+    store: Arc<dyn Store>,
+    docs: Arc<[Doc]>,
+    stats: Arc<EngineStats>,
+    writing: Arc<AtomicUsize>,
+) {
+    let n = docs.len();
+    let mut tries = 0;
+    loop {
+        match store.save_attempts(Arc::clone(&docs)).await {
+            Ok(()) => {
+                stats
+                    .attempts_written
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                break;
+            }
+            Err(e) if tries < 3 => {
+                tries += 1;
+                tracing::warn!(error = %e, tries, "attempt batch not written, retrying");
+                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = n, "attempt batch lost");
+                stats.attempts_lost.fetch_add(n as u64, Ordering::Relaxed);
+                break;
             }
         }
     }
+    writing.fetch_sub(n, Ordering::Relaxed);
 }
 
 /// Deletes attempts older than the retention (gregorian `cutoff`); logs what it did.

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
     pub(crate) stats: Arc<EngineStats>,
     attempts: mpsc::Sender<Doc>,
+    /// Attempt documents the writer has taken from the queue and not yet stored.
+    attempts_writing: Arc<AtomicUsize>,
     /// Where notifications go when a transport is attached (see [`Engine::set_notifier`]).
     pub(crate) notifier: ArcSwapOption<Box<dyn Notifier>>,
     queued: AtomicUsize,
@@ -135,7 +137,7 @@ pub struct Load {
 fn event_id() -> String {
     let mut b = [0u8; 5];
     rand::rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    webhooks_core::ids::hex(&b)
 }
 
 /// Loads the table from the store's change feed, a page at a time, migrating legacy hooks on
@@ -204,6 +206,7 @@ impl Engine {
             ..SenderConfig::default()
         })?;
         let (attempts_tx, attempts_rx) = mpsc::channel(config.attempt_queue);
+        let attempts_writing = Arc::new(AtomicUsize::new(0));
         let (intake_tx, intake_rx) = mpsc::channel(config.intake_capacity);
         let stats = Arc::new(EngineStats::default());
         let shared = Arc::new(Shared {
@@ -216,6 +219,7 @@ impl Engine {
             config: config.clone(),
             stats: stats.clone(),
             attempts: attempts_tx,
+            attempts_writing: attempts_writing.clone(),
             notifier: ArcSwapOption::empty(),
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -226,6 +230,7 @@ impl Engine {
             attempts_rx,
             config.attempt_batch,
             stats,
+            attempts_writing,
         ));
         tokio::spawn(Router::new(shared.clone(), intake_rx).run());
         tokio::spawn(crate::follow::follow(
@@ -271,7 +276,8 @@ impl Engine {
                 + (self.intake.max_capacity() - self.intake.capacity()),
             in_flight: self.shared.in_flight.load(Ordering::Relaxed),
             waiting_retries: self.shared.waiting_retries.load(Ordering::Relaxed),
-            attempts_pending: self.shared.attempts.max_capacity() - self.shared.attempts.capacity(),
+            attempts_pending: self.shared.attempts.max_capacity() - self.shared.attempts.capacity()
+                + self.shared.attempts_writing.load(Ordering::Relaxed),
         }
     }
 
@@ -300,13 +306,15 @@ impl Engine {
     /// are not awaited.
     pub async fn shutdown(&self, deadline: Duration) {
         let until = tokio::time::Instant::now() + deadline;
+        let mut idle_before = false;
         while tokio::time::Instant::now() < until {
             let l = self.load();
-            if l.queued == 0 && l.in_flight == 0 && l.attempts_pending == 0 {
-                // Give the writer a moment to finish the batch it took.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            let idle = l.queued == 0 && l.in_flight == 0 && l.attempts_pending == 0;
+            // Twice in a row: a batch leaving the attempt queue is counted a moment later.
+            if idle && idle_before {
                 return;
             }
+            idle_before = idle;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::warn!(load = ?self.load(), "shutdown deadline passed with work pending");

@@ -250,7 +250,13 @@ impl AttemptStore for EmbeddedStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.write(move |tx| attempts::save(tx, &batch)).await
+        // Encoding (JSON, then LZ4) is most of the CPU an attempt costs; done here, outside
+        // the writer's lock, it overlaps another batch's insert instead of lengthening it.
+        let rows = tokio::task::spawn_blocking(move || attempts::encode(&batch))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+            .map_err(StoreError::from)?;
+        self.write(move |tx| attempts::insert(tx, &rows)).await
     }
 
     async fn attempts(&self, query: AttemptQuery) -> StoreResult<AttemptPage> {

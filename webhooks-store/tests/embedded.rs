@@ -696,6 +696,37 @@ async fn documents_survive_reopening_the_directory() {
     assert_eq!(generation(&store.save_hook(hook).await.unwrap()), 2);
 }
 
+/// Attempts are stored compressed; rows an earlier build wrote as plain JSON text still read,
+/// in their place in the listing.
+#[tokio::test]
+async fn attempts_stored_as_text_by_an_earlier_build_still_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = account_id(1);
+    let old = attempt(&a, "h1", 100, 1);
+    drop(EmbeddedStore::open(dir.path()).unwrap());
+    rusqlite::Connection::open(dir.path().join(EmbeddedStore::FILE_NAME))
+        .unwrap()
+        .execute(
+            "INSERT INTO attempts (account_id, hook_id, created, doc) VALUES (?1, 'h1', 100, ?2)",
+            rusqlite::params![a.as_str(), serde_json::to_string(&old).unwrap()],
+        )
+        .unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let new = attempt(&a, "h1", 200, 2);
+    store.save_attempts(vec![new.clone()].into()).await.unwrap();
+    let compressed: Vec<u8> = rusqlite::Connection::open(store.path().unwrap())
+        .unwrap()
+        .query_row("SELECT doc FROM attempts WHERE created = 200", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(compressed.len() < serde_json::to_vec(&new).unwrap().len() + 16);
+    assert_eq!(
+        store.attempts(query(&a)).await.unwrap().attempts,
+        vec![new, old]
+    );
+}
+
 #[test]
 fn a_file_from_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
