@@ -662,7 +662,9 @@ async fn run_phase(
     }
     let arrived = arrivals.count();
     let mut end_ns = arrivals.last_ns();
-    let busy = |l: webhooks_engine::Load| l.queued > 0 || l.attempts_pending > 0;
+    // Attempts only: in the fault mix the dead destination's lane keeps a queue for as long as
+    // its requests take to time out, which is not the healthy deliveries' business.
+    let busy = |l: webhooks_engine::Load| l.attempts_pending > 0;
     if busy(engine.load()) {
         while busy(engine.load()) && tokio::time::Instant::now() < drain_until {
             tokio::time::sleep(Duration::from_millis(5)).await;
