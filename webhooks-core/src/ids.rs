@@ -6,9 +6,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A KAZOO account id: exactly 32 lowercase hex characters.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct AccountId(String);
+///
+/// Kept inline (32 bytes, no allocation): ids are cloned into every hook, delivery and table
+/// entry, and compared on every lookup, where following a pointer to the text would cost a
+/// cache miss each time.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId([u8; 32]);
 
 /// The text was not a 32-character lowercase hex account id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,30 +22,38 @@ impl AccountId {
     /// Parses an account id. Upper-case hex is refused rather than folded: KAZOO ids are lower
     /// case and the same account must never appear under two spellings.
     pub fn parse(s: &str) -> Result<Self, BadAccountId> {
-        if is_hex32(s) {
-            Ok(AccountId(s.to_owned()))
-        } else {
-            Err(BadAccountId(s.to_owned()))
+        match <[u8; 32]>::try_from(s.as_bytes()) {
+            Ok(bytes) if is_hex32(s) => Ok(AccountId(bytes)),
+            _ => Err(BadAccountId(s.to_owned())),
         }
     }
 
     /// Builds an id from 16 random bytes supplied by the caller (core has no randomness source).
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        AccountId(hex32(bytes))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 32];
+        for (i, b) in bytes.iter().enumerate() {
+            text[2 * i] = HEX[(b >> 4) as usize];
+            text[2 * i + 1] = HEX[(b & 0xf) as usize];
+        }
+        AccountId(text)
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ever built from ASCII hex (`parse`, `from_bytes`), so this cannot fail.
+        std::str::from_utf8(&self.0).expect("account ids are ASCII hex")
     }
 
     /// The account's database name, `account/xx/yy/rest`, as KAZOO names it.
     pub fn db_name(&self) -> String {
-        format!(
-            "account/{}/{}/{}",
-            &self.0[..2],
-            &self.0[2..4],
-            &self.0[4..]
-        )
+        let s = self.as_str();
+        format!("account/{}/{}/{}", &s[..2], &s[2..4], &s[4..])
+    }
+}
+
+impl Serialize for AccountId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -55,19 +66,19 @@ impl<'de> Deserialize<'de> for AccountId {
 
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AccountId({})", self.0)
+        write!(f, "AccountId({})", self.as_str())
     }
 }
 
 impl AsRef<str> for AccountId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 

@@ -2,17 +2,23 @@
 //!
 //! Every event asks the table; edits are rare. So readers get an immutable [`Snapshot`] through
 //! an atomic pointer load and never wait, and a writer builds the next snapshot and swaps it in.
-//! The maps are persistent (structural sharing), so a write copies a path of the tree and the
-//! edited account's short hook list, not the whole table: with a million hooks an edit stays
-//! cheap. Writers serialise on a mutex no reader ever touches.
+//! The map is persistent (structural sharing), so a write copies a path of the tree and the
+//! edited account's short entry, not the whole table: with a million hooks an edit stays cheap.
+//! Writers serialise on a mutex no reader ever touches.
 //!
-//! The table also keeps each account's ancestors, so reseller hooks (`include_subaccounts`)
-//! are found without a store round trip per event.
+//! The layout is chosen for lookups that miss the CPU caches, as they do on a platform with
+//! a hundred thousand accounts: one map keyed by the account id itself (inline, no pointer to
+//! chase), one entry per account holding both its place in the tree (ancestors, so reseller
+//! hooks are found without a store round trip) and its hooks, and, per hook, the event's hash
+//! and the `include_subaccounts` flag beside the pointer, so only the hooks that match are ever
+//! dereferenced.
 
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use imbl::HashMap;
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::GenericHashMap;
+use smallvec::SmallVec;
 
 use crate::account::Account;
 use crate::doc::Doc;
@@ -21,13 +27,88 @@ use crate::ids::AccountId;
 use crate::module::HookFinder;
 use crate::registry::ModuleRegistry;
 
+/// The account map's hasher: foldhash, seeded per process (ids can be chosen by API clients,
+/// so the seed keeps them from aiming at one bucket).
+type Hasher = foldhash::fast::RandomState;
+type AccountMap = GenericHashMap<AccountId, Arc<AccountEntry>, Hasher, DefaultSharedPtr>;
+
+/// A hook's event name kept inline in its slot, so matching compares bytes in the entry it
+/// already has in cache instead of following the hook's pointer and then the name's. Names
+/// longer than the room (no KAZOO hook name is) are compared through the hook.
+#[derive(Clone, Copy)]
+struct EventName {
+    len: u8,
+    bytes: [u8; EventName::ROOM],
+}
+
+impl EventName {
+    const ROOM: usize = 22;
+
+    fn new(name: &str) -> EventName {
+        let mut bytes = [0u8; Self::ROOM];
+        let len = if name.len() <= Self::ROOM {
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            name.len() as u8
+        } else {
+            u8::MAX
+        };
+        EventName { len, bytes }
+    }
+
+    fn is(&self, name: &str, hook: &Hook) -> bool {
+        match self.bytes.get(..self.len as usize) {
+            Some(inline) => inline == name.as_bytes(),
+            None => hook.event == name,
+        }
+    }
+}
+
+/// One hook as the table keeps it: what matching reads, beside the pointer to the rest.
+#[derive(Clone)]
+struct Slot {
+    event: EventName,
+    all: bool,
+    include_subaccounts: bool,
+    hook: Arc<Hook>,
+}
+
+impl Slot {
+    fn new(hook: Arc<Hook>) -> Slot {
+        Slot {
+            event: EventName::new(&hook.event),
+            all: hook.event == "all",
+            include_subaccounts: hook.include_subaccounts,
+            hook,
+        }
+    }
+
+    fn matches(&self, event: &str) -> bool {
+        self.all || self.event.is(event, &self.hook)
+    }
+}
+
+/// Ancestors, root first. Inline up to three levels (master, reseller, sub-reseller), the
+/// depth of nearly every KAZOO tree; deeper trees spill to the heap.
+type Ancestors = SmallVec<[AccountId; 3]>;
+
+/// What the table knows of one account.
+#[derive(Clone, Default)]
+struct AccountEntry {
+    /// Ancestors, root first (empty for the root and for accounts whose tree is unknown).
+    ancestors: Ancestors,
+    hooks: Box<[Slot]>,
+}
+
+impl AccountEntry {
+    fn is_empty(&self) -> bool {
+        self.ancestors.is_empty() && self.hooks.is_empty()
+    }
+}
+
 /// One immutable state of the table.
 #[derive(Clone, Default)]
 pub struct Snapshot {
-    /// Every hook, by owner.
-    by_account: HashMap<AccountId, Arc<[Arc<Hook>]>>,
-    /// Ancestors of each known account, root first.
-    trees: HashMap<AccountId, Arc<[AccountId]>>,
+    accounts: AccountMap,
     hook_count: usize,
 }
 
@@ -37,40 +118,49 @@ impl Snapshot {
     }
 
     /// The hooks an account owns.
-    pub fn hooks_of(&self, account: &AccountId) -> &[Arc<Hook>] {
-        self.by_account.get(account).map(|h| &h[..]).unwrap_or(&[])
+    pub fn hooks_of(&self, account: &AccountId) -> impl Iterator<Item = &Arc<Hook>> + '_ {
+        self.accounts
+            .get(account)
+            .into_iter()
+            .flat_map(|e| e.hooks.iter().map(|s| &s.hook))
     }
 
     /// Every hook, owner by owner (order unspecified).
     pub fn all_hooks(&self) -> impl Iterator<Item = &Arc<Hook>> {
-        self.by_account.values().flat_map(|h| h.iter())
+        self.accounts
+            .values()
+            .flat_map(|e| e.hooks.iter().map(|s| &s.hook))
     }
 
     /// The account's ancestors, root first (empty for unknown accounts and the root).
     pub fn ancestors(&self, account: &AccountId) -> &[AccountId] {
-        self.trees.get(account).map(|t| &t[..]).unwrap_or(&[])
+        self.accounts
+            .get(account)
+            .map(|e| &e.ancestors[..])
+            .unwrap_or(&[])
     }
-}
-
-fn matches(hook: &Hook, event: &str) -> bool {
-    hook.event == event || hook.event == "all"
 }
 
 impl HookFinder for Snapshot {
     fn find(&self, hook_event: &str, account: &AccountId) -> Vec<Arc<Hook>> {
-        let mut out: Vec<Arc<Hook>> = self
-            .hooks_of(account)
+        let Some(entry) = self.accounts.get(account) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Arc<Hook>> = entry
+            .hooks
             .iter()
-            .filter(|h| matches(h, hook_event))
-            .cloned()
+            .filter(|s| s.matches(hook_event))
+            .map(|s| s.hook.clone())
             .collect();
-        for ancestor in self.ancestors(account) {
-            out.extend(
-                self.hooks_of(ancestor)
-                    .iter()
-                    .filter(|h| h.include_subaccounts && matches(h, hook_event))
-                    .cloned(),
-            );
+        for ancestor in entry.ancestors.iter() {
+            if let Some(e) = self.accounts.get(ancestor) {
+                out.extend(
+                    e.hooks
+                        .iter()
+                        .filter(|s| s.include_subaccounts && s.matches(hook_event))
+                        .map(|s| s.hook.clone()),
+                );
+            }
         }
         out
     }
@@ -86,7 +176,7 @@ impl HookFinder for Snapshot {
 /// store page by page and drop each page once its hooks are built: memory holds the hooks,
 /// never every hook document at once.
 pub struct TableLoader {
-    trees: HashMap<AccountId, Arc<[AccountId]>>,
+    trees: std::collections::HashMap<AccountId, Ancestors>,
     grouped: std::collections::HashMap<AccountId, Vec<Arc<Hook>>>,
     skipped: usize,
 }
@@ -97,7 +187,7 @@ impl TableLoader {
         TableLoader {
             trees: accounts
                 .iter()
-                .map(|a| (a.id.clone(), a.tree.clone().into()))
+                .map(|a| (a.id.clone(), a.tree.iter().cloned().collect()))
                 .collect(),
             grouped: Default::default(),
             skipped: 0,
@@ -128,17 +218,27 @@ impl TableLoader {
 
     /// Replaces `table`'s contents with what was added; returns how many documents were
     /// skipped.
-    pub fn finish(self, table: &HookTable) -> usize {
-        let mut snap = Snapshot {
-            trees: self.trees,
-            ..Snapshot::default()
-        };
+    pub fn finish(mut self, table: &HookTable) -> usize {
+        let mut snap = table.empty_snapshot();
         for (account, hooks) in self.grouped {
-            if hooks.is_empty() {
-                continue;
-            }
+            let ancestors = self.trees.remove(&account).unwrap_or_default();
             snap.hook_count += hooks.len();
-            snap.by_account.insert(account, hooks.into());
+            let entry = AccountEntry {
+                ancestors,
+                hooks: hooks.into_iter().map(Slot::new).collect(),
+            };
+            if !entry.is_empty() {
+                snap.accounts.insert(account, Arc::new(entry));
+            }
+        }
+        for (account, ancestors) in self.trees {
+            let entry = AccountEntry {
+                ancestors,
+                hooks: Box::default(),
+            };
+            if !entry.is_empty() {
+                snap.accounts.insert(account, Arc::new(entry));
+            }
         }
         let _guard = table.writer.lock().unwrap_or_else(|e| e.into_inner());
         table.current.store(Arc::new(snap));
@@ -163,11 +263,36 @@ impl HookTable {
         self.current.load_full()
     }
 
+    /// An empty snapshot with this table's hasher (a fresh one would reseed).
+    fn empty_snapshot(&self) -> Snapshot {
+        Snapshot {
+            accounts: AccountMap::with_hasher(self.current.load().accounts.hasher().clone()),
+            hook_count: 0,
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut Snapshot)) {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = Snapshot::clone(&self.current.load());
         f(&mut next);
         self.current.store(Arc::new(next));
+    }
+
+    /// Changes one account's entry (created when missing; dropped when left empty).
+    fn edit(&self, account: &AccountId, f: impl FnOnce(&mut AccountEntry, &mut usize)) {
+        self.update(|s| {
+            let mut entry = s
+                .accounts
+                .get(account)
+                .map(|e| AccountEntry::clone(e))
+                .unwrap_or_default();
+            f(&mut entry, &mut s.hook_count);
+            if entry.is_empty() {
+                s.accounts.remove(account);
+            } else {
+                s.accounts.insert(account.clone(), Arc::new(entry));
+            }
+        });
     }
 
     /// Replaces the whole table (start-up load). Returns how many documents were skipped
@@ -205,61 +330,49 @@ impl HookTable {
     }
 
     pub fn upsert(&self, hook: Hook) {
-        self.update(|s| {
-            let account = hook.account_id.clone();
-            let old = s
-                .by_account
-                .get(&account)
+        let account = hook.account_id.clone();
+        self.edit(&account, |entry, count| {
+            let mut hooks: Vec<Slot> = entry
+                .hooks
+                .iter()
+                .filter(|s| s.hook.id != hook.id)
                 .cloned()
-                .unwrap_or_else(|| Arc::from([]));
-            let mut list: Vec<Arc<Hook>> =
-                old.iter().filter(|h| h.id != hook.id).cloned().collect();
-            s.hook_count = s.hook_count + 1 - (old.len() - list.len());
-            list.push(Arc::new(hook));
-            s.by_account.insert(account, list.into());
+                .collect();
+            *count = *count + 1 - (entry.hooks.len() - hooks.len());
+            hooks.push(Slot::new(Arc::new(hook)));
+            entry.hooks = hooks.into();
         });
     }
 
     pub fn remove(&self, account: &AccountId, hook_id: &str) {
-        if !self
-            .snapshot()
-            .hooks_of(account)
-            .iter()
-            .any(|h| h.id == hook_id)
-        {
+        if !self.snapshot().hooks_of(account).any(|h| h.id == hook_id) {
             return;
         }
-        self.update(|s| {
-            let old = s
-                .by_account
-                .get(account)
+        self.edit(account, |entry, count| {
+            let hooks: Vec<Slot> = entry
+                .hooks
+                .iter()
+                .filter(|s| s.hook.id != hook_id)
                 .cloned()
-                .unwrap_or_else(|| Arc::from([]));
-            let list: Vec<Arc<Hook>> = old.iter().filter(|h| h.id != hook_id).cloned().collect();
-            s.hook_count -= old.len() - list.len();
-            if list.is_empty() {
-                s.by_account.remove(account);
-            } else {
-                s.by_account.insert(account.clone(), list.into());
-            }
+                .collect();
+            *count -= entry.hooks.len() - hooks.len();
+            entry.hooks = hooks.into();
         });
     }
 
     /// Records (or updates) an account's place in the tree.
     pub fn set_account(&self, account: &Account) {
-        self.update(|s| {
-            s.trees
-                .insert(account.id.clone(), account.tree.clone().into());
+        self.edit(&account.id, |entry, _| {
+            entry.ancestors = account.tree.iter().cloned().collect();
         });
     }
 
     /// Drops an account and every hook it owns (its descendants are untouched, as in KAZOO).
     pub fn remove_account(&self, account: &AccountId) {
         self.update(|s| {
-            if let Some(old) = s.by_account.remove(account) {
-                s.hook_count -= old.len();
+            if let Some(old) = s.accounts.remove(account) {
+                s.hook_count -= old.hooks.len();
             }
-            s.trees.remove(account);
         });
     }
 }

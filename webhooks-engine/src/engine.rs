@@ -107,7 +107,6 @@ impl Shared {
         self.hooks
             .snapshot()
             .hooks_of(&hook.account_id)
-            .iter()
             .any(|h| Arc::ptr_eq(h, hook) || **h == **hook)
     }
 
@@ -346,7 +345,6 @@ impl Engine {
                     for d in dispatches {
                         let from_table = snap
                             .hooks_of(&d.hook.account_id)
-                            .iter()
                             .any(|h| Arc::ptr_eq(h, &d.hook));
                         if let Some(delivery) = Delivery::from_dispatch(d, cluster_id, event_id()) {
                             jobs.push(Job {
