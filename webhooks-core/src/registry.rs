@@ -37,6 +37,18 @@ impl ModuleRegistry {
         let bindings = module.bindings_and_responders();
         let mut list: Vec<Arc<Registered>> = self.modules.as_ref().clone();
         list.retain(|r| r.metadata.id != metadata.id);
+        // The hook table matches events by a 64-bit tag of the module id; two ids with one tag
+        // (odds about 1 in 2^62 per pair) would receive each other's events.
+        let tag = crate::table::event_tag(&metadata.id);
+        if let Some(other) = list
+            .iter()
+            .find(|r| crate::table::event_tag(&r.metadata.id) == tag)
+        {
+            panic!(
+                "modules {:?} and {:?} have the same event tag; rename one",
+                metadata.id, other.metadata.id
+            );
+        }
         list.push(Arc::new(Registered {
             module,
             metadata,
