@@ -14,6 +14,8 @@ pub const SCENARIOS: &[&str] = &[
     "ceiling",
     "inproc-1",
     "inproc-10",
+    "inproc-1-nolog",
+    "inproc-10-nolog",
     "http-1",
     "http-10",
     "amqp-1",
