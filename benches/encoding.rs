@@ -13,6 +13,10 @@ use kazoo_webhooks::core::{encode, AccountId, Event, Hook, HookFinder};
 use serde_json::{Map, Value};
 use webhooks_bench::fixture;
 
+// The allocator `webhooksd` runs with, so the figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 struct OneHook(Arc<Hook>);
 
 impl HookFinder for OneHook {

@@ -13,6 +13,10 @@ use kazoo_webhooks::core::{AccountId, HookFinder, WebhookModule};
 use kazoo_webhooks::modules::ChannelCreate;
 use webhooks_bench::fixture::{self, CallEvents};
 
+// The allocator `webhooksd` runs with, so the figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const HOOKS: usize = 1_000_000;
 const ACCOUNTS: usize = 100_000;
 

@@ -13,6 +13,10 @@ use kazoo_webhooks::core::delivery::Delivery;
 use kazoo_webhooks::core::{AccountId, Event, Hook, HookFinder};
 use webhooks_bench::fixture;
 
+// The allocator `webhooksd` runs with, so the figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Every lookup finds one `all` hook (which every module fires), with `custom_data` to merge.
 struct OneHook(Arc<Hook>);
 
