@@ -426,45 +426,56 @@ async fn an_account_threshold_overrides_the_system_one() {
     assert!(wait_disabled(&s, "bad").await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hanging_destination_does_not_delay_a_healthy_one() {
-    let rx = Receiver::start().await;
+/// A receiver that never answers, one `retries: 1` hook pointing at it (plus `others`), and an
+/// engine that gives each destination 4 requests in flight and a backlog of 20, counts a lane
+/// stalled after `stall_after`, and times requests out after `timeout_ms`.
+async fn with_a_hanging_destination(
+    others: Vec<Value>,
+    stall_after: Duration,
+    timeout_ms: u64,
+) -> (Receiver, Setup) {
     let hang = Receiver::start().await;
     hang.answer("/", Answer::Hang);
-    let hooks = vec![
-        hook(
-            "hang",
-            ACCOUNT,
-            "channel_create",
-            &hang.url("/hang"),
-            json!({"retries": 1}),
-        ),
-        hook(
-            "healthy",
-            ACCOUNT,
-            "channel_create",
-            &rx.url("/healthy"),
-            json!({}),
-        ),
-    ];
-    // The hanging receiver would hold each request for the whole 60 s timeout. Its lane may
-    // queue 20; past that, once it has stalled for 200 ms, its overflow fails at once.
+    let mut hooks = vec![hook(
+        "hang",
+        ACCOUNT,
+        "channel_create",
+        &hang.url("/hang"),
+        json!({"retries": 1}),
+    )];
+    hooks.extend(others);
     let config = EngineConfig {
         per_destination_in_flight: 4,
         destination_backlog: 20,
-        stall_after: Duration::from_millis(200),
+        stall_after,
         ..EngineConfig::default()
     };
-    let s = engine(
-        hooks,
-        json!({"request_timeout_ms": 60000, "attempt_failure_count": 100000}),
-        config,
-    )
-    .await;
+    let settings = json!({"request_timeout_ms": timeout_ms, "attempt_failure_count": 100000});
+    (hang, engine(hooks, settings, config).await)
+}
+
+async fn publish_channel_creates(s: &Setup, n: usize) {
     let e = &webhooks_modules::sample_events("channel_create").unwrap()[0];
-    for _ in 0..300 {
+    for _ in 0..n {
         s.engine.publish(event(e)).await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_destination_does_not_delay_a_healthy_one() {
+    let rx = Receiver::start().await;
+    let healthy = hook(
+        "healthy",
+        ACCOUNT,
+        "channel_create",
+        &rx.url("/healthy"),
+        json!({}),
+    );
+    // The hanging receiver would hold each request for the whole 60 s timeout. Its lane may
+    // queue 20; past that, once it has stalled for 200 ms, its overflow fails at once.
+    let (hang, s) =
+        with_a_hanging_destination(vec![healthy], Duration::from_millis(200), 60_000).await;
+    publish_channel_creates(&s, 300).await;
     // All 300 reach the healthy receiver while the hanging one still holds its 4 requests.
     let got = rx.wait_for("/healthy", 300).await;
     assert_eq!(got.len(), 300);
@@ -489,31 +500,8 @@ async fn a_destination_that_only_times_out_stays_stalled() {
     // stalled 300 ms after it opened and fails its overflow from then on. (Were each wave of
     // timeouts taken as progress, the lane would never stall, intake would wait on it, and
     // every one of the 100 deliveries would be sent to it, 4 per 100 ms.)
-    let hang = Receiver::start().await;
-    hang.answer("/", Answer::Hang);
-    let hooks = vec![hook(
-        "hang",
-        ACCOUNT,
-        "channel_create",
-        &hang.url("/hang"),
-        json!({"retries": 1}),
-    )];
-    let config = EngineConfig {
-        per_destination_in_flight: 4,
-        destination_backlog: 20,
-        stall_after: Duration::from_millis(300),
-        ..EngineConfig::default()
-    };
-    let s = engine(
-        hooks,
-        json!({"request_timeout_ms": 100, "attempt_failure_count": 100000}),
-        config,
-    )
-    .await;
-    let e = &webhooks_modules::sample_events("channel_create").unwrap()[0];
-    for _ in 0..100 {
-        s.engine.publish(event(e)).await.unwrap();
-    }
+    let (hang, s) = with_a_hanging_destination(vec![], Duration::from_millis(300), 100).await;
+    publish_channel_creates(&s, 100).await;
     settle(&s.engine).await;
     let st = s.engine.stats();
     assert_eq!(
