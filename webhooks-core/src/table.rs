@@ -108,8 +108,8 @@ impl AccountMap {
 
 /// The tag of an event name: its 64-bit hash with the two low bits cleared for [`Slot`]'s flags.
 /// Matching compares tags, never names, so it reads nothing but the account's slots. That is
-/// exact for the names matching is ever asked about, registered module ids, because the
-/// registry refuses a module whose tag another's already has (`ModuleRegistry::register`);
+/// exact for the names matching is ever asked about, registered module ids, because
+/// `ModuleRegistry::register` panics on a module whose tag another's already has;
 /// hooks for unknown events never enter the table. A fixed seed: tags must be the same in
 /// every snapshot and process.
 pub(crate) fn event_tag(name: &str) -> u64 {
