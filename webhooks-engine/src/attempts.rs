@@ -24,6 +24,7 @@ pub(crate) async fn write_attempts(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Doc>,
     batch: usize,
+    linger: Duration,
     stats: Arc<EngineStats>,
     writing: Arc<AtomicUsize>,
 ) {
@@ -37,6 +38,21 @@ pub(crate) async fn write_attempts(
             break;
         }
         writing.fetch_add(n, Ordering::Relaxed);
+        // A small batch waits a moment for company: every commit rewrites the index pages it
+        // touched and syncs the disk, so a hundred commits of ten cost far more than one of a
+        // thousand. Only the attempt's write waits, never a delivery.
+        if n < batch / 4 {
+            let until = tokio::time::Instant::now() + linger;
+            while buf.len() < batch {
+                let room = batch - buf.len();
+                match tokio::time::timeout_at(until, rx.recv_many(&mut buf, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(m) => {
+                        writing.fetch_add(m, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
         let docs: Arc<[Doc]> = buf.drain(..).collect();
         // Two batches at once: the store encodes one while it inserts the other.
         if saving.len() >= 2 {

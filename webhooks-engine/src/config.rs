@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub attempt_queue: usize,
     /// Attempt documents written per store transaction at most.
     pub attempt_batch: usize,
+    /// How long a small batch (under a quarter of `attempt_batch`) waits for more before it is
+    /// written. Fewer, larger commits cost the disk far less; deliveries never wait on it.
+    pub attempt_linger: Duration,
     /// Largest response body kept in an attempt document.
     pub max_response_body: usize,
     /// How often hook writes made by other processes (the CLI) are picked up.
@@ -54,6 +57,7 @@ impl Default for EngineConfig {
             cluster_id: None,
             attempt_queue: 32_768,
             attempt_batch: 4096,
+            attempt_linger: Duration::from_millis(20),
             max_response_body: 64 * 1024,
             follow_every: Duration::from_secs(1),
         }

@@ -228,6 +228,7 @@ impl Engine {
             store.clone(),
             attempts_rx,
             config.attempt_batch,
+            config.attempt_linger,
             stats,
             attempts_writing,
         ));
