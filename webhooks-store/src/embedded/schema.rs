@@ -7,8 +7,9 @@ use rusqlite::Connection;
 use super::Fault;
 
 /// How long a statement waits for another process's lock (the CLI opening the same file while
-/// the daemon runs) before failing with `SQLITE_BUSY`. Within one process every call already
-/// goes through a single connection, so this only ever covers cross-process contention.
+/// the daemon runs) before failing with `SQLITE_BUSY`. Within one process writes go through
+/// one connection and reads through another, which in WAL mode never wait for each other, so
+/// this covers cross-process contention (and the moment a crashed writer's WAL is recovered).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one entry per version: entry `n` takes the file from `user_version` `n` to
