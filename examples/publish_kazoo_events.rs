@@ -18,15 +18,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 use webhooks_core::Event;
 
-const MODULES: [&str; 7] = [
-    "channel_create",
-    "channel_answer",
-    "channel_bridge",
-    "channel_destroy",
-    "notifications",
-    "object",
-    "parking",
-];
+use webhooks_modules::MODULES_WITH_SAMPLE_EVENTS as MODULES;
 
 struct Args {
     url: String,

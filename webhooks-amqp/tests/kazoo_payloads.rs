@@ -137,15 +137,7 @@ async fn samples_arrive_as_kazoo_payloads_filtered_by_modifiers() {
         .unwrap();
         let amqp = transport(&engine, amqp_config(&vhost, "payloads")).await;
         let kazoo = Kazoo::connect(&vhost).await;
-        for module in [
-            "channel_create",
-            "channel_answer",
-            "channel_bridge",
-            "channel_destroy",
-            "notifications",
-            "object",
-            "parking",
-        ] {
+        for &module in webhooks_modules::MODULES_WITH_SAMPLE_EVENTS {
             for event in webhooks_modules::sample_events(module).unwrap() {
                 kazoo.publish(&event).await;
             }

@@ -221,27 +221,26 @@ fn targets(
         .filter_map(|n| found(results, n))
         .collect();
     let mut lines: Vec<(String, Option<(String, bool)>)> = Vec::new();
-    let worst_ratio = inproc
-        .iter()
-        .filter_map(|v| Some(v["peak"]["rate"].as_f64()? / ceiling?))
-        .reduce(f64::min);
+    // The worse of the named rows' rates, as a share of the ceiling.
+    let worst_ratio = |names: [&str; 2]| {
+        names
+            .iter()
+            .filter_map(|n| found(results, n))
+            .filter_map(|v| Some(v["peak"]["rate"].as_f64()? / ceiling?))
+            .reduce(f64::min)
+    };
     lines.push((
         "in-process deliveries/s ≥ 0.50 × ceiling (worse of 1 and 10 hooks, successes logged)"
             .into(),
-        worst_ratio.map(|r| (format!("{r:.2}"), r >= 0.5)),
+        worst_ratio(["inproc-1", "inproc-10"]).map(|r| (format!("{r:.2}"), r >= 0.5)),
     ));
     let worst_p99 = inproc
         .iter()
         .filter_map(|v| v["paced"]["p99_ns"].as_f64())
         .reduce(f64::max);
-    let default_ratio = ["inproc-1-nolog", "inproc-10-nolog"]
-        .iter()
-        .filter_map(|n| found(results, n))
-        .filter_map(|v| Some(v["peak"]["rate"].as_f64()? / ceiling?))
-        .reduce(f64::min);
     lines.push((
         "  the same with KAZOO's default, successes not logged".into(),
-        default_ratio.map(|r| (format!("{r:.2}"), r >= 0.5)),
+        worst_ratio(["inproc-1-nolog", "inproc-10-nolog"]).map(|r| (format!("{r:.2}"), r >= 0.5)),
     ));
     lines.push((
         "in-process p99 publish → arrival < 5 ms at half the peak rate".into(),

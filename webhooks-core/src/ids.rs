@@ -30,11 +30,9 @@ impl AccountId {
 
     /// Builds an id from 16 random bytes supplied by the caller (core has no randomness source).
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 32];
-        for (i, b) in bytes.iter().enumerate() {
-            text[2 * i] = HEX[(b >> 4) as usize];
-            text[2 * i + 1] = HEX[(b & 0xf) as usize];
+        for (pair, b) in text.chunks_exact_mut(2).zip(bytes) {
+            pair.copy_from_slice(&hex_digits(b));
         }
         AccountId(text)
     }
@@ -96,13 +94,17 @@ pub fn hex32(bytes: [u8; 16]) -> String {
 
 /// Lower-case hex of any bytes (two characters per byte).
 pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0xf) as usize] as char);
+    for &b in bytes {
+        s.extend(hex_digits(b).map(char::from));
     }
     s
+}
+
+/// The two lower-case hex digits of a byte.
+fn hex_digits(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]
 }
 
 #[cfg(test)]

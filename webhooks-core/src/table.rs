@@ -76,14 +76,15 @@ impl AccountMap {
             .map(|(_, e)| e)
     }
 
-    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
-        Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[Self::shard_of(hash)])
+    /// The table of `hash`, made this map's own (copied if a snapshot shares it).
+    fn shard_mut(shards: &mut Arc<Vec<Arc<Shard>>>, hash: u64) -> &mut Shard {
+        Arc::make_mut(&mut Arc::make_mut(shards)[Self::shard_of(hash)])
     }
 
     fn insert(&mut self, id: AccountId, entry: AccountEntry) {
-        let hash = self.hasher.hash_one(&id);
-        let hasher = self.hasher.clone();
-        let shard = self.shard_mut(hash);
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(&id);
+        let shard = Self::shard_mut(&mut self.shards, hash);
         match shard.find_mut(hash, |(k, _)| *k == id) {
             Some(slot) => slot.1 = entry,
             None => {
@@ -96,7 +97,7 @@ impl AccountMap {
         let hash = self.hasher.hash_one(id);
         // Only an id that is there is worth copying its table for.
         self.shards[Self::shard_of(hash)].find(hash, |(k, _)| k == id)?;
-        let shard = self.shard_mut(hash);
+        let shard = Self::shard_mut(&mut self.shards, hash);
         let found = shard.find_entry(hash, |(k, _)| k == id).ok()?;
         Some(found.remove().0 .1)
     }
@@ -284,24 +285,21 @@ impl TableLoader {
 
     /// Replaces `table`'s contents with what was added; returns how many documents were
     /// skipped.
-    pub fn finish(mut self, table: &HookTable) -> usize {
+    pub fn finish(self, table: &HookTable) -> usize {
+        let mut entries: std::collections::HashMap<AccountId, AccountEntry> = self
+            .trees
+            .into_iter()
+            .map(|(account, ancestors)| {
+                let hooks = Arc::new([]);
+                (account, AccountEntry { ancestors, hooks })
+            })
+            .collect();
         let mut snap = table.empty_snapshot();
         for (account, hooks) in self.grouped {
-            let ancestors = self.trees.remove(&account).unwrap_or_default();
             snap.hook_count += hooks.len();
-            let entry = AccountEntry {
-                ancestors,
-                hooks: hooks.into_iter().map(Slot::new).collect(),
-            };
-            if !entry.is_empty() {
-                snap.accounts.insert(account, entry);
-            }
+            entries.entry(account).or_default().hooks = hooks.into_iter().map(Slot::new).collect();
         }
-        for (account, ancestors) in self.trees {
-            let entry = AccountEntry {
-                ancestors,
-                hooks: Arc::new([]),
-            };
+        for (account, entry) in entries {
             if !entry.is_empty() {
                 snap.accounts.insert(account, entry);
             }

@@ -57,8 +57,9 @@ pub(super) fn insert(tx: &Transaction<'_>, rows: &[Row]) -> Result<(), Fault> {
 
 /// An attempt document as stored: its JSON, LZ4-compressed. Attempts are most of what the
 /// store writes under load (every failure, and every success with `log_successful_attempts`),
-/// and their request bodies repeat the same keys and encodings: compressed, a typical attempt
-/// takes a third of the pages, so a third of the WAL and checkpoint writes.
+/// and their request bodies repeat the same keys and encodings: a channel_create attempt of
+/// 1,478 bytes is stored in 1,038 (the load harness's `attempts` scenario reports both in its `RESULT` line), so the
+/// WAL and the checkpoint write 30% less of them.
 fn compress(json: &[u8]) -> Vec<u8> {
     lz4_flex::compress_prepend_size(json)
 }
