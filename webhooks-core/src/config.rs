@@ -9,6 +9,13 @@ use serde_json::Value;
 
 use crate::doc::Doc;
 
+/// The name a node goes by on a host (`webhooksd@host`), the one spelling the API's `node`,
+/// the AMQP replies' `Node` and the `webhook_disabled` notice all use. The daemon reads the
+/// host's name; libraries used alone default to `node_name("localhost")`.
+pub fn node_name(host: &str) -> String {
+    format!("webhooksd@{host}")
+}
+
 /// The object types the `object` module offers by default.
 pub const DEFAULT_OBJECT_TYPES: &[&str] = &[
     "account",

@@ -28,13 +28,21 @@ impl AccountId {
         }
     }
 
-    /// Builds an id from 16 random bytes supplied by the caller (core has no randomness source).
+    /// Builds an id from 16 bytes (random ones: [`AccountId::random`]).
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         let mut text = [0u8; 32];
         for (pair, b) in text.chunks_exact_mut(2).zip(bytes) {
             pair.copy_from_slice(&hex_digits(b));
         }
         AccountId(text)
+    }
+
+    /// A new random account id.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut b = [0u8; 16];
+        rand::rng().fill_bytes(&mut b);
+        AccountId::from_bytes(b)
     }
 
     pub fn as_str(&self) -> &str {
@@ -88,6 +96,19 @@ pub fn is_hex32(s: &str) -> bool {
 }
 
 /// Formats 16 bytes as 32 lowercase hex characters.
+/// `bytes` random bytes as lower-case hex: the one source of random ids, keys and secrets.
+pub fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex(&b)
+}
+
+/// A new document id: 32 random hex characters, as CouchDB and KAZOO make them.
+pub fn new_doc_id() -> String {
+    random_hex(16)
+}
+
 pub fn hex32(bytes: [u8; 16]) -> String {
     hex(&bytes)
 }

@@ -2,7 +2,8 @@
 //!
 //! KAZOO publishes call, notification and document-change events; accounts register webhooks
 //! that turn those events into HTTP requests. This crate holds the words of that story and
-//! nothing that talks to the outside world: no sockets, no files, no databases. Adapters
+//! nothing that talks to the outside world: no sockets, no files, no databases (its one
+//! reach outside is the random source behind new ids). Adapters
 //! (`webhooks-store`, `webhooks-amqp`, `webhooks-api`) implement or use its traits.
 //!
 //! Start reading with:
