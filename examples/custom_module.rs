@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kazoo_webhooks::core::event::EventError;
-use kazoo_webhooks::core::failures::FailureTracker;
 use kazoo_webhooks::core::store::{AccountStore, HookStore};
-use kazoo_webhooks::core::table::HookTable;
 use kazoo_webhooks::core::{
     AccountId, Binding, Dispatch, Doc, Event, HookFinder, ModuleMetadata, WebhookModule,
 };
@@ -105,14 +103,7 @@ async fn run() -> Result<Value, Box<dyn std::error::Error>> {
             .unwrap(),
         )
         .await?;
-    let engine = Engine::start(
-        store,
-        registry,
-        Arc::new(HookTable::new()),
-        Arc::new(FailureTracker::new()),
-        EngineConfig::default(),
-    )
-    .await?;
+    let engine = Engine::start(store, registry, EngineConfig::default()).await?;
 
     let event = json!({"Event-Category": "billing", "Event-Name": "invoice_paid", "Account-ID": account,
                        "Invoice-ID": "inv-7", "Amount": 99.95});

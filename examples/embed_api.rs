@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use kazoo_webhooks::api::{bootstrap, router, ApiConfig, ApiState};
 use kazoo_webhooks::core::config::DEFAULT_OBJECT_TYPES;
+use kazoo_webhooks::core::live::LiveHooks;
 use kazoo_webhooks::modules::kazoo_registry;
 use kazoo_webhooks::store::EmbeddedStore;
 
@@ -19,13 +20,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let boot = bootstrap(store.as_ref(), None).await?;
     println!("master api key: {}", boot.master_api_key);
 
+    // The API applies every hook it saves to a `LiveHooks`. With a delivery engine running,
+    // pass the engine's (`engine.hooks().clone()`) so edits fire at once; this API runs
+    // alone, so it gets one of its own.
     let object_types: Vec<String> = DEFAULT_OBJECT_TYPES.iter().map(|s| s.to_string()).collect();
-    let state = ApiState::new(
-        store,
-        kazoo_registry(&object_types),
-        &boot.signing_secret,
-        ApiConfig::default(),
-    );
+    let hooks = Arc::new(LiveHooks::new(kazoo_registry(&object_types)));
+    let state = ApiState::new(store, hooks, &boot.signing_secret, ApiConfig::default());
 
     // The API is an ordinary axum Router: merge it with your own routes.
     let app =

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kazoo_webhooks::core::failures::FailureTracker;
 use kazoo_webhooks::core::store::{AccountStore, HookStore};
-use kazoo_webhooks::core::table::HookTable;
 use kazoo_webhooks::core::{Doc, Event};
 use kazoo_webhooks::store::EmbeddedStore;
 use serde_json::json;
@@ -43,14 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // KAZOO's modules, a hook table and failure counters (share the last two with the API
     // if you mount it too), and the engine.
     let registry = kazoo_webhooks::modules::kazoo_registry(&[]);
-    let engine = Engine::start(
-        store,
-        registry,
-        Arc::new(HookTable::new()),
-        Arc::new(FailureTracker::new()),
-        EngineConfig::default(),
-    )
-    .await?;
+    let engine = Engine::start(store, registry, EngineConfig::default()).await?;
 
     // Publish the event KAZOO would put on the `callevt` exchange.
     let event = kazoo_webhooks::modules::sample_events("channel_create")

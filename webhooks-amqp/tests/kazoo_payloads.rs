@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use webhooks_core::failures::FailureTracker;
 use webhooks_core::store::{AccountStore, HookStore};
-use webhooks_core::table::HookTable;
 use webhooks_core::Doc;
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
@@ -129,8 +127,6 @@ async fn samples_arrive_as_kazoo_payloads_filtered_by_modifiers() {
         let engine = Engine::start(
             store,
             webhooks_modules::kazoo_registry(&[]),
-            Arc::new(HookTable::new()),
-            Arc::new(FailureTracker::new()),
             EngineConfig::default(),
         )
         .await

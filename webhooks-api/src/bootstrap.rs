@@ -5,8 +5,8 @@
 //! (`--master-api-key`) or generated once and printed by the daemon; either way it is stored,
 //! so later starts need nothing.
 
-use rand::RngCore;
 use serde_json::json;
+use webhooks_core::ids::{new_doc_id, random_hex};
 use webhooks_core::store::StoreResult;
 use webhooks_core::{AccountId, Doc, Store};
 
@@ -20,18 +20,6 @@ pub struct Bootstrap {
     pub signing_secret: Vec<u8>,
     /// KAZOO's `cluster.cluster_id`: random, persisted at the first start, added to payloads.
     pub cluster_id: String,
-}
-
-/// Random hex of `n` bytes.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// A new random 32-hex id.
-pub fn new_id() -> String {
-    random_hex(16)
 }
 
 /// Finds or creates the master account and the signing secret. With `api_key`, the master's
@@ -56,7 +44,7 @@ pub async fn bootstrap(store: &dyn Store, api_key: Option<&str>) -> StoreResult<
             (doc, false)
         }
         None => {
-            let id = AccountId::parse(&new_id()).expect("random hex is an id");
+            let id = AccountId::random();
             let now = webhooks_core::time::now_gregorian();
             let key = api_key.map(str::to_owned).unwrap_or_else(|| random_hex(32));
             let doc = Doc::from_value(json!({
@@ -94,7 +82,7 @@ pub async fn bootstrap(store: &dyn Store, api_key: Option<&str>) -> StoreResult<
     let cluster_id = match cluster_cfg.str("cluster_id") {
         Some(c) => c.to_owned(),
         None => {
-            let c = new_id();
+            let c = new_doc_id();
             cluster_cfg.set("cluster_id", c.as_str());
             store.save_system_config("cluster", cluster_cfg).await?;
             c

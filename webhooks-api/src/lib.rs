@@ -21,8 +21,7 @@ use std::sync::Arc;
 use axum::routing::{get, put};
 use axum::Router;
 use webhooks_core::config::UriBlacklist;
-use webhooks_core::failures::FailureTracker;
-use webhooks_core::table::HookTable;
+use webhooks_core::live::LiveHooks;
 use webhooks_core::{EventSink, ModuleRegistry, Store};
 
 pub use auth::{Auth, TokenKeys};
@@ -55,7 +54,7 @@ impl Default for ApiConfig {
             token_ttl_secs: 3600,
             uri_blacklist: UriBlacklist::default(),
             max_range_secs: 2_682_000,
-            node: "webhooksd@localhost".into(),
+            node: webhooks_core::config::node_name("localhost"),
         }
     }
 }
@@ -63,11 +62,9 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 struct Inner {
     store: Arc<dyn Store>,
-    registry: ModuleRegistry,
     tokens: TokenKeys,
     config: ApiConfig,
-    hooks: Arc<HookTable>,
-    failures: Arc<FailureTracker>,
+    hooks: Arc<LiveHooks>,
     events: Option<Arc<dyn EventSink>>,
 }
 
@@ -76,21 +73,21 @@ struct Inner {
 pub struct ApiState(Arc<Inner>);
 
 impl ApiState {
+    /// `hooks` is the delivery engine's (`Engine::hooks`): every edit made through the API
+    /// reaches it at once. An API served without an engine passes a `LiveHooks` of its own.
     /// `signing_secret` signs auth tokens; [`bootstrap`] keeps one in the store.
     pub fn new(
         store: Arc<dyn Store>,
-        registry: ModuleRegistry,
+        hooks: Arc<LiveHooks>,
         signing_secret: &[u8],
         config: ApiConfig,
     ) -> Self {
         let tokens = TokenKeys::new(signing_secret, config.token_ttl_secs);
         ApiState(Arc::new(Inner {
             store,
-            registry,
             tokens,
             config,
-            hooks: Arc::new(HookTable::new()),
-            failures: Arc::new(FailureTracker::new()),
+            hooks,
             events: None,
         }))
     }
@@ -101,28 +98,14 @@ impl ApiState {
         ApiState(Arc::new(inner))
     }
 
-    /// Shares the delivery engine's hook table, so every edit made through the API takes
-    /// effect at once.
-    pub fn with_hook_table(self, hooks: Arc<HookTable>) -> Self {
-        self.with(|i| i.hooks = hooks)
-    }
-
-    /// Shares the engine's failure counters, so edits and re-enables clear them.
-    pub fn with_failures(self, failures: Arc<FailureTracker>) -> Self {
-        self.with(|i| i.failures = failures)
-    }
-
     /// Where `POST /v2/events` sends events (the engine).
     pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
         self.with(|i| i.events = Some(events))
     }
 
-    pub fn hooks(&self) -> &HookTable {
+    /// The hooks that fire; every write the API makes is applied here.
+    pub fn hooks(&self) -> &LiveHooks {
         &self.0.hooks
-    }
-
-    pub fn failures(&self) -> &FailureTracker {
-        &self.0.failures
     }
 
     pub fn events(&self) -> Option<&Arc<dyn EventSink>> {
@@ -134,7 +117,7 @@ impl ApiState {
     }
 
     pub fn registry(&self) -> &ModuleRegistry {
-        &self.0.registry
+        self.0.hooks.registry()
     }
 
     pub fn tokens(&self) -> &TokenKeys {

@@ -20,12 +20,8 @@ use tokio::task::JoinSet;
 use webhooks_amqp::{AmqpConfig, AmqpTransport};
 use webhooks_api::{ApiConfig, ApiState, Bootstrap};
 use webhooks_core::delivery::{Delivery, HttpRequest, Outcome};
-use webhooks_core::failures::FailureTracker;
 use webhooks_core::store::{AccountStore, AttemptStore, ConfigStore, HookStore};
-use webhooks_core::table::HookTable;
-use webhooks_core::{
-    Account, AccountId, Doc, Hook, HookFinder, HttpVerb, ModuleRegistry, Store, WebhookModule,
-};
+use webhooks_core::{Account, AccountId, Doc, Hook, HookFinder, HttpVerb, Store, WebhookModule};
 use webhooks_engine::sender::{HttpSender, SenderConfig};
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
@@ -260,9 +256,6 @@ struct Rig {
     engine: Engine,
     store: Arc<EmbeddedStore>,
     boot: Bootstrap,
-    registry: ModuleRegistry,
-    hooks: Arc<HookTable>,
-    failures: Arc<FailureTracker>,
     accounts: Vec<AccountId>,
     fanout: usize,
     arrivals: Arc<Arrivals>,
@@ -335,27 +328,15 @@ async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
         accounts.push(customer.id);
     }
     let registry = fixture::registry();
-    let hooks = Arc::new(HookTable::new());
-    let failures = Arc::new(FailureTracker::new());
     let config = EngineConfig {
         cluster_id: Some(boot.cluster_id.clone()),
         ..EngineConfig::default()
     };
-    let engine = Engine::start(
-        store.clone(),
-        registry.clone(),
-        hooks.clone(),
-        failures.clone(),
-        config,
-    )
-    .await?;
+    let engine = Engine::start(store.clone(), registry, config).await?;
     Ok(Rig {
         engine,
         store,
         boot,
-        registry,
-        hooks,
-        failures,
         accounts,
         fanout,
         arrivals,
@@ -466,12 +447,10 @@ async fn serve_api(rig: &Rig) -> Result<(String, String), BoxError> {
     let store: Arc<dyn Store> = rig.store.clone();
     let state = ApiState::new(
         store,
-        rig.registry.clone(),
+        rig.engine.hooks().clone(),
         &rig.boot.signing_secret,
         ApiConfig::default(),
     )
-    .with_hook_table(rig.hooks.clone())
-    .with_failures(rig.failures.clone())
     .with_events(Arc::new(rig.engine.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -513,8 +492,13 @@ async fn source(rig: &Rig, transport: Transport, posters: usize) -> Result<Sourc
             let mut config = AmqpConfig::new(vhost.url());
             config.node = "webhooks-loadtest".into();
             let engine = Arc::new(rig.engine.clone());
-            let transport =
-                AmqpTransport::start(config, rig.registry.clone(), engine.clone(), engine).await?;
+            let transport = AmqpTransport::start(
+                config,
+                rig.engine.hooks().registry().clone(),
+                engine.clone(),
+                engine,
+            )
+            .await?;
             let connection =
                 lapin::Connection::connect(&vhost.url(), ConnectionProperties::default()).await?;
             let channel = connection.create_channel().await?;
@@ -1062,14 +1046,7 @@ async fn startup(dir: &std::path::Path) -> Result<Value, BoxError> {
     let before = rss::current_kib().unwrap_or(0);
     let started = Instant::now();
     let store = Arc::new(EmbeddedStore::open(dir)?);
-    let engine = Engine::start(
-        store,
-        registry,
-        Arc::new(HookTable::new()),
-        Arc::new(FailureTracker::new()),
-        EngineConfig::default(),
-    )
-    .await?;
+    let engine = Engine::start(store, registry, EngineConfig::default()).await?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let after = rss::current_kib().unwrap_or(0);
     let hooks = engine.hooks().snapshot().hook_count().max(1);

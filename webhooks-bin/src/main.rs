@@ -1,24 +1,22 @@
 //! `webhooksd`: the webhooks daemon.
 //!
-//! Wiring only: read the flags, open the embedded store, make sure the master account exists,
-//! register KAZOO's modules, start the delivery engine, serve the API. Every behaviour lives
-//! in a library crate.
+//! Flags only: read them, install the allocator, and hand over to `webhooks_server`, which
+//! opens the store, starts the engine, the API and the AMQP transport, and stops them
+//! gracefully on SIGTERM or SIGINT. Every behaviour lives in a library crate.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
+use webhooks_api::ApiConfig;
+use webhooks_core::config::UriBlacklist;
+use webhooks_engine::EngineConfig;
+use webhooks_server::{Server, ServerConfig};
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use webhooks_api::{ApiConfig, ApiState};
-use webhooks_core::config::{UriBlacklist, DEFAULT_OBJECT_TYPES};
-use webhooks_core::failures::FailureTracker;
-use webhooks_core::table::HookTable;
-use webhooks_engine::{Engine, EngineConfig};
-use webhooks_store::EmbeddedStore;
 
 /// A KAZOO-compatible webhooks engine. Serves crossbar's webhooks API on an embedded store.
 #[derive(Parser, Debug)]
@@ -71,13 +69,16 @@ struct Args {
     #[arg(long, env = "WEBHOOKS_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,
 
-    /// Name reported as `node` in API responses.
-    #[arg(
-        long,
-        env = "WEBHOOKS_NODE_NAME",
-        default_value = "webhooksd@localhost"
-    )]
+    /// This node's name: `node` in API responses, `Node` in AMQP replies and in the
+    /// `webhook_disabled` notice. Defaults to `webhooksd@<host name>`.
+    #[arg(long, env = "WEBHOOKS_NODE_NAME", default_value_t = webhooks_server::host_node_name())]
     node_name: String,
+
+    /// How long a shutdown (SIGTERM, SIGINT) may take, in seconds: open API requests finish,
+    /// accepted deliveries are sent; what is left then is cut and recorded as failed attempts.
+    /// A second signal exits at once.
+    #[arg(long, env = "WEBHOOKS_DRAIN_DEADLINE_SECS", default_value_t = 10)]
+    drain_deadline_secs: u64,
 
     /// HTTP requests in flight at once, all destinations together.
     #[arg(long, env = "WEBHOOKS_MAX_IN_FLIGHT", default_value_t = EngineConfig::default().max_in_flight)]
@@ -87,7 +88,9 @@ struct Args {
     #[arg(long, env = "WEBHOOKS_PER_DESTINATION_IN_FLIGHT", default_value_t = EngineConfig::default().per_destination_in_flight)]
     per_destination_in_flight: usize,
 
-    /// Deliveries queued for one destination before new ones fail at once.
+    /// Deliveries queued for one destination before it counts as backed up: while it still
+    /// answers, intake slows down (nothing is lost); once it has stalled (no answer for 2 s),
+    /// its overflow fails at once and counts towards disabling its hooks.
     #[arg(long, env = "WEBHOOKS_DESTINATION_BACKLOG", default_value_t = EngineConfig::default().destination_backlog)]
     destination_backlog: usize,
 
@@ -133,6 +136,40 @@ fn blacklist(args: &Args) -> Result<UriBlacklist, String> {
     Ok(UriBlacklist { hosts, cidrs })
 }
 
+impl Args {
+    fn server_config(self) -> Result<ServerConfig, String> {
+        let uri_blacklist = blacklist(&self)?;
+        let amqp = self.amqp_url.as_ref().map(|url| {
+            let mut cfg = webhooks_amqp::AmqpConfig::new(url.clone());
+            cfg.shared_queue = self.amqp_queue.clone();
+            cfg.prefetch = self.amqp_prefetch;
+            cfg.dead_letter_exchange = self.amqp_dead_letter_exchange.clone();
+            cfg
+        });
+        Ok(ServerConfig {
+            listen: self.listen,
+            master_api_key: self.master_api_key,
+            node: self.node_name,
+            api: ApiConfig {
+                max_body_bytes: self.max_body_bytes,
+                token_ttl_secs: self.token_ttl_secs,
+                uri_blacklist,
+                ..ApiConfig::default()
+            },
+            engine: EngineConfig {
+                max_in_flight: self.max_in_flight,
+                per_destination_in_flight: self.per_destination_in_flight,
+                destination_backlog: self.destination_backlog,
+                retry_delay: Duration::from_millis(self.retry_delay_ms),
+                ..EngineConfig::default()
+            },
+            amqp,
+            drain_deadline: Duration::from_secs(self.drain_deadline_secs),
+            ..ServerConfig::new(self.data_dir)
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -142,107 +179,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    let uri_blacklist = blacklist(&args)?;
-
-    let store = Arc::new(EmbeddedStore::open(&args.data_dir)?);
-    let boot = webhooks_api::bootstrap(store.as_ref(), args.master_api_key.as_deref()).await?;
+    let config = Args::parse().server_config()?;
+    let (generated_key, amqp_queue) = (
+        config.master_api_key.is_none(),
+        config.amqp.as_ref().map(|a| a.shared_queue.clone()),
+    );
+    let server = Server::start(config).await?;
+    let boot = server.bootstrap();
     if boot.created {
         println!("master account {} created", boot.master_account_id);
-        if args.master_api_key.is_none() {
+        if generated_key {
             println!(
                 "master api key (shown once, keep it): {}",
                 boot.master_api_key
             );
         }
     }
-
-    let object_types: Vec<String> = DEFAULT_OBJECT_TYPES.iter().map(|s| s.to_string()).collect();
-    let registry = webhooks_modules::kazoo_registry(&object_types);
-    let hooks = Arc::new(HookTable::new());
-    let failures = Arc::new(FailureTracker::new());
-    let engine_config = EngineConfig {
-        max_in_flight: args.max_in_flight,
-        per_destination_in_flight: args.per_destination_in_flight,
-        destination_backlog: args.destination_backlog,
-        retry_delay: std::time::Duration::from_millis(args.retry_delay_ms),
-        cluster_id: Some(boot.cluster_id.clone()),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(
-        store.clone(),
-        registry.clone(),
-        hooks.clone(),
-        failures.clone(),
-        engine_config,
-    )
-    .await?;
-
-    let config = ApiConfig {
-        max_body_bytes: args.max_body_bytes,
-        token_ttl_secs: args.token_ttl_secs,
-        uri_blacklist,
-        node: args.node_name.clone(),
-        ..ApiConfig::default()
-    };
-    let amqp = match &args.amqp_url {
-        Some(url) => {
-            let mut cfg = webhooks_amqp::AmqpConfig::new(url.clone());
-            cfg.shared_queue = args.amqp_queue.clone();
-            cfg.prefetch = args.amqp_prefetch;
-            cfg.dead_letter_exchange = args.amqp_dead_letter_exchange.clone();
-            let handle = webhooks_amqp::AmqpTransport::start(
-                cfg,
-                registry.clone(),
-                Arc::new(engine.clone()),
-                Arc::new(engine.clone()),
-            )
-            .await?;
-            engine.set_notifier(Box::new(handle.clone()));
-            println!(
-                "consuming KAZOO events from RabbitMQ queue {}",
-                args.amqp_queue
-            );
-            Some(handle)
-        }
-        None => None,
-    };
-
-    let state = ApiState::new(store, registry, &boot.signing_secret, config)
-        .with_hook_table(hooks)
-        .with_failures(failures)
-        .with_events(Arc::new(engine.clone()));
-    let app = webhooks_api::router(state);
-
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!("listening on {}", listener.local_addr()?);
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "webhooksd started");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    if let Some(queue) = amqp_queue {
+        println!("consuming KAZOO events from RabbitMQ queue {queue}");
+    }
+    println!("listening on {}", server.local_addr()?);
+    server
+        .run_until(webhooks_server::signals::terminate())
         .await?;
-    // Stop taking events first (unacknowledged ones go back to the broker), then let queued
-    // deliveries finish and their attempts reach the store.
-    if let Some(amqp) = amqp {
-        amqp.shutdown().await;
-    }
-    engine.shutdown(std::time::Duration::from_secs(10)).await;
-    tracing::info!("webhooksd stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

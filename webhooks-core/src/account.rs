@@ -64,17 +64,6 @@ impl Account {
     pub fn is_within(&self, other: &AccountId) -> bool {
         &self.id == other || self.is_descendant_of(other)
     }
-
-    /// The reseller of this account: KAZOO's nearest reseller ancestor. Without reseller flags we
-    /// use the closest ancestor marked `pvt_reseller`, else the root (the master account).
-    pub fn reseller_from(&self, is_reseller: impl Fn(&AccountId) -> bool) -> Option<AccountId> {
-        self.tree
-            .iter()
-            .rev()
-            .find(|a| is_reseller(a))
-            .or_else(|| self.tree.first())
-            .cloned()
-    }
 }
 
 #[cfg(test)]

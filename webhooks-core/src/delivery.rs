@@ -259,6 +259,7 @@ mod tests {
     fn hook(verb: HttpVerb, format: BodyFormat, uri: &str) -> Hook {
         Hook {
             id: "h1".into(),
+            rev: None,
             account_id: AccountId::parse("0123456789abcdef0123456789abcdef").unwrap(),
             name: "n".into(),
             uri: uri.into(),

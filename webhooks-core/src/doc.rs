@@ -9,6 +9,33 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// A CouchDB revision (`<generation>-<hash>`), kept small: the generation and a 64-bit digest
+/// of the rest. Every save raises the generation by one, so of two revisions of one document
+/// the higher generation is the newer; two with the same generation and different digests are
+/// siblings of a conflict, neither older.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Revision {
+    pub generation: u64,
+    digest: u64,
+}
+
+impl Revision {
+    pub fn parse(rev: &str) -> Option<Revision> {
+        use std::hash::BuildHasher;
+        let (generation, rest) = rev.split_once('-')?;
+        Some(Revision {
+            generation: generation.parse().ok()?,
+            digest: foldhash::fast::FixedState::with_seed(0).hash_one(rest),
+        })
+    }
+
+    /// Whether a document at this revision is already reflected by one at `known`: the same
+    /// revision, or an older generation.
+    pub fn is_superseded_by(&self, known: &Revision) -> bool {
+        self.generation < known.generation || self == known
+    }
+}
+
 /// A JSON document in KAZOO's layout.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -27,6 +54,16 @@ impl Doc {
         }
     }
 
+    /// What a hard-deleted document leaves in a change feed: its id, its owner and
+    /// `pvt_deleted`, no revision (so a follower always applies it).
+    pub fn tombstone(id: &str, account: &crate::ids::AccountId) -> Self {
+        let mut doc = Doc::new();
+        doc.set("_id", id);
+        doc.set("pvt_account_id", account.as_str());
+        doc.set("pvt_deleted", true);
+        doc
+    }
+
     pub fn into_value(self) -> Value {
         Value::Object(self.0)
     }
@@ -37,6 +74,16 @@ impl Doc {
 
     pub fn rev(&self) -> Option<&str> {
         self.str("_rev")
+    }
+
+    /// `_rev` read as a [`Revision`]; `None` when missing or not CouchDB-shaped.
+    pub fn revision(&self) -> Option<Revision> {
+        self.rev().and_then(Revision::parse)
+    }
+
+    /// Stamps `pvt_modified` with now, as every server-side edit does.
+    pub fn touch(&mut self) {
+        self.set("pvt_modified", crate::time::now_gregorian());
     }
 
     pub fn pvt_type(&self) -> Option<&str> {

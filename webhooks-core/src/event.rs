@@ -20,6 +20,10 @@ pub enum EventError {
     WrongType(String),
     #[error("event carries no account id")]
     NoAccount,
+    /// The engine is shutting down and takes no more events; the event was not taken (send it
+    /// again later, or to another node).
+    #[error("the engine is shutting down")]
+    Stopped,
 }
 
 impl Event {

@@ -13,7 +13,8 @@ use crate::ids::AccountId;
 
 type Key = (AccountId, String);
 
-/// Failure times per (account, hook), in unix milliseconds.
+/// Failure times per (account, hook), in unix milliseconds. Counts are forgotten only through
+/// `LiveHooks` (`live.rs`), which knows when a hook's target changed.
 #[derive(Default)]
 pub struct FailureTracker {
     inner: Mutex<HashMap<Key, VecDeque<i64>>>,
@@ -48,14 +49,14 @@ impl FailureTracker {
     }
 
     /// Forgets a hook's failures (on edit, re-enable, disable); returns how many there were.
-    pub fn flush_hook(&self, account: &AccountId, hook: &str) -> usize {
+    pub(crate) fn flush_hook(&self, account: &AccountId, hook: &str) -> usize {
         self.lock()
             .remove(&(account.clone(), hook.to_owned()))
             .map_or(0, |q| q.len())
     }
 
     /// Forgets every failure of an account's hooks; returns how many there were.
-    pub fn flush_account(&self, account: &AccountId) -> usize {
+    pub(crate) fn flush_account(&self, account: &AccountId) -> usize {
         let mut n = 0;
         self.lock().retain(|(a, _), q| {
             if a == account {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::doc::Doc;
+use crate::doc::{Doc, Revision};
 use crate::ids::AccountId;
 
 /// The HTTP method a hook fires with. KAZOO accepts lower case only.
@@ -86,6 +86,8 @@ pub enum HookError {
 pub struct Hook {
     /// The webhook document id.
     pub id: String,
+    /// The document revision this hook was loaded from (`None` for a callflow's ad-hoc hook).
+    pub rev: Option<Revision>,
     /// The owner account.
     pub account_id: AccountId,
     pub name: String,
@@ -122,6 +124,7 @@ impl Hook {
         let retries = doc.i64("retries").unwrap_or(2).clamp(1, 5) as u8;
         Ok(Hook {
             id,
+            rev: doc.revision(),
             account_id,
             name: doc.str("name").unwrap_or_default().to_owned(),
             uri,
@@ -141,6 +144,12 @@ impl Hook {
                 .filter(|m| !m.is_empty())
                 .cloned(),
         })
+    }
+
+    /// Where and how requests go: what a failure count is about. A change to any of these
+    /// starts the count over; a new name or `custom_data` does not.
+    pub fn same_target(&self, other: &Hook) -> bool {
+        (&self.uri, self.http_verb, self.format) == (&other.uri, other.http_verb, other.format)
     }
 
     /// KAZOO's internal event name: channel hooks upper-cased, everything else as stored.

@@ -131,7 +131,8 @@ pub struct PublishReport {
 /// transport call it.
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync {
-    /// Takes one KAZOO event. Waits while the engine is saturated (backpressure); an `Err` is a
-    /// malformed event.
+    /// Takes one KAZOO event. Waits while the engine is saturated (backpressure). An `Err` is a
+    /// malformed event, or [`EventError::Stopped`]: the engine is shutting down and did not
+    /// take it.
     async fn publish(&self, event: Event) -> Result<PublishReport, EventError>;
 }

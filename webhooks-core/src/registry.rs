@@ -39,10 +39,10 @@ impl ModuleRegistry {
         list.retain(|r| r.metadata.id != metadata.id);
         // The hook table matches events by a 64-bit tag of the module id; two ids with one tag
         // (odds about 1 in 2^62 per pair) would receive each other's events.
-        let tag = crate::table::event_tag(&metadata.id);
+        let tag = crate::tag::event_tag(&metadata.id);
         if let Some(other) = list
             .iter()
-            .find(|r| crate::table::event_tag(&r.metadata.id) == tag)
+            .find(|r| crate::tag::event_tag(&r.metadata.id) == tag)
         {
             panic!(
                 "modules {:?} and {:?} have the same event tag; rename one",

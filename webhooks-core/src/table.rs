@@ -25,6 +25,7 @@ use crate::hook::{doc_is_enabled, Hook};
 use crate::ids::AccountId;
 use crate::module::HookFinder;
 use crate::registry::ModuleRegistry;
+use crate::tag::{event_tag, FLAG_BITS};
 
 /// The account map's hasher: foldhash, seeded per process (ids can be chosen by API clients,
 /// so the seed keeps them from aiming at one bucket).
@@ -107,16 +108,6 @@ impl AccountMap {
     }
 }
 
-/// The tag of an event name: its 64-bit hash with the two low bits cleared for [`Slot`]'s flags.
-/// Matching compares tags, never names, so it reads nothing but the account's slots. That is
-/// exact for the names matching is ever asked about, registered module ids, because
-/// `ModuleRegistry::register` panics on a module whose tag another's already has;
-/// hooks for unknown events never enter the table. A fixed seed: tags must be the same in
-/// every snapshot and process.
-pub(crate) fn event_tag(name: &str) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x006b_617a_6f6f).hash_one(name) & !Slot::FLAGS
-}
-
 /// One hook as the table keeps it, 16 bytes: the hook's event tag with its flags, and the
 /// pointer to the rest. An account's slots sit side by side, so filtering ten hooks reads
 /// three cache lines and dereferences only the hooks that match.
@@ -131,7 +122,8 @@ impl Slot {
     const ALL: u64 = 1;
     /// The hook has `include_subaccounts`.
     const SUBACCOUNTS: u64 = 2;
-    const FLAGS: u64 = Self::ALL | Self::SUBACCOUNTS;
+    const FLAGS: u64 = FLAG_BITS;
+    const _FLAGS_FIT: () = assert!(Self::ALL | Self::SUBACCOUNTS == FLAG_BITS);
 
     fn new(hook: Arc<Hook>) -> Slot {
         let mut tag = event_tag(&hook.event);
@@ -370,25 +362,8 @@ impl HookTable {
         loader.finish(self)
     }
 
-    /// Applies a saved webhook document: an enabled, live hook is inserted or replaced; a
-    /// disabled, deleted or unloadable one is removed. (KAZOO adds a hook created with
-    /// `enabled: false` until its next edit: bug §16.13, not repeated here.)
-    pub fn apply_doc(&self, doc: &Doc, registry: &ModuleRegistry) {
-        let (Some(id), Some(account)) = (
-            doc.id(),
-            doc.account_id().and_then(|a| AccountId::parse(a).ok()),
-        ) else {
-            return;
-        };
-        let hook = (!doc.is_deleted() && doc_is_enabled(doc))
-            .then(|| Hook::from_doc(doc, |e| registry.is_available(e)).ok())
-            .flatten();
-        match hook {
-            Some(h) => self.upsert(h),
-            None => self.remove(&account, id),
-        }
-    }
-
+    /// Inserts a hook or replaces the one with its id. Changes of documents go through
+    /// `LiveHooks::apply_doc` (`live.rs`), which decides this.
     pub fn upsert(&self, hook: Hook) {
         let account = hook.account_id.clone();
         self.edit(&account, |entry, count| {
@@ -404,6 +379,7 @@ impl HookTable {
         });
     }
 
+    /// Takes a hook out (nothing happens when it is not there).
     pub fn remove(&self, account: &AccountId, hook_id: &str) {
         if !self.snapshot().hooks_of(account).any(|h| h.id == hook_id) {
             return;
@@ -525,6 +501,18 @@ mod tests {
         t
     }
 
+    /// What `LiveHooks::apply_doc` does to the table, without its revision bookkeeping.
+    fn apply(t: &HookTable, doc: &Doc) {
+        let r = registry();
+        match Hook::from_doc(doc, |e| r.is_available(e)) {
+            Ok(h) if !doc.is_deleted() && doc_is_enabled(doc) => t.upsert(h),
+            _ => t.remove(
+                &AccountId::parse(doc.account_id().unwrap()).unwrap(),
+                doc.id().unwrap(),
+            ),
+        }
+    }
+
     fn ids(hooks: Vec<Arc<Hook>>) -> Vec<String> {
         hooks.iter().map(|h| h.id.clone()).collect()
     }
@@ -551,7 +539,7 @@ mod tests {
         let before = t.snapshot();
         let mut d = hook_doc("own", CHILD, "channel_create", false);
         d.set("enabled", false);
-        t.apply_doc(&d, &registry());
+        apply(&t, &d);
         assert_eq!(
             ids(before.find("channel_create", &id(CHILD)))[0],
             "own",
@@ -559,19 +547,13 @@ mod tests {
         );
         assert!(!ids(t.snapshot().find("channel_create", &id(CHILD))).contains(&"own".to_string()));
         assert_eq!(t.snapshot().hook_count(), 6);
-        t.apply_doc(
-            &hook_doc("own", CHILD, "channel_create", false),
-            &registry(),
-        );
+        apply(&t, &hook_doc("own", CHILD, "channel_create", false));
         assert_eq!(t.snapshot().hook_count(), 7);
-        t.apply_doc(
-            &hook_doc("own", CHILD, "channel_create", false),
-            &registry(),
-        );
+        apply(&t, &hook_doc("own", CHILD, "channel_create", false));
         assert_eq!(t.snapshot().hook_count(), 7, "replacing does not duplicate");
         let mut gone = hook_doc("own", CHILD, "channel_create", false);
         gone.set("pvt_deleted", true);
-        t.apply_doc(&gone, &registry());
+        apply(&t, &gone);
         assert_eq!(t.snapshot().hook_count(), 6);
     }
 
@@ -614,7 +596,6 @@ mod tests {
     #[test]
     fn many_accounts_edited_one_by_one_keep_every_snapshot_whole() {
         let t = HookTable::new();
-        let r = registry();
         let accounts: Vec<AccountId> = (0..5000u32)
             .map(|n| {
                 let mut b = [0u8; 16];
@@ -623,7 +604,7 @@ mod tests {
             })
             .collect();
         for (n, a) in accounts.iter().enumerate() {
-            t.apply_doc(&hook_doc(&format!("h{n}"), a.as_str(), "object", false), &r);
+            apply(&t, &hook_doc(&format!("h{n}"), a.as_str(), "object", false));
         }
         let full = t.snapshot();
         for a in accounts.iter().step_by(2) {

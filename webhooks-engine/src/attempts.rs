@@ -1,8 +1,11 @@
-//! Attempt documents are written off the hot path: senders push them into a bounded queue and
-//! one task writes them in batches, one store transaction per batch, two batches at a time (the
-//! store prepares one while it writes the other). Under load batches grow
-//! by themselves (whatever queued while the last write ran); when idle each attempt is written
-//! at once.
+//! Attempt documents are written off the hot path: senders push them into a bounded queue
+//! ([`AttemptQueue`]) and one task, the writer, stores them in batches, one store transaction
+//! per batch, two batches at a time (the store prepares one while it writes the other). Under
+//! load batches grow by themselves (whatever queued while the last write ran); a small batch
+//! waits up to `attempt_linger` (20 ms by default) for company before it is written.
+//!
+//! The writer ends when every [`AttemptQueue`] is gone (the router and its sends have finished)
+//! and it has stored what they queued: that is how a shutdown knows every attempt is written.
 //!
 //! Batches are large (4096 by default) because of how attempts are indexed: each batch adds
 //! one entry to the per-hook index of every hook it touches, and SQLite writes every index page
@@ -16,28 +19,87 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use webhooks_core::{Doc, Store};
 
 use crate::stats::EngineStats;
 
-pub(crate) async fn write_attempts(
+/// Where attempt documents go. Cheap to clone; the writer stops once every clone is dropped
+/// and the documents are stored.
+#[derive(Clone)]
+pub(crate) struct AttemptQueue {
+    tx: mpsc::Sender<Doc>,
+    pending: Arc<AtomicUsize>,
+}
+
+/// How many attempt documents are queued or being written (for `Engine::load`).
+#[derive(Clone)]
+pub(crate) struct AttemptsPending(Arc<AtomicUsize>);
+
+impl AttemptsPending {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl AttemptQueue {
+    /// Queues one document; waits while the queue is full.
+    pub(crate) async fn push(&self, doc: Doc) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(doc).await.is_err() {
+            // Only after the writer died, which it does not do while a queue exists.
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("attempt writer gone; attempt not recorded");
+        }
+    }
+}
+
+/// The writer's settings.
+pub(crate) struct WriterConfig {
+    pub(crate) queue: usize,
+    pub(crate) batch: usize,
+    pub(crate) linger: Duration,
+}
+
+/// Starts the writer; returns the queue, the pending gauge and the writer's task.
+pub(crate) fn start_writer(
+    store: Arc<dyn Store>,
+    config: WriterConfig,
+    stats: Arc<EngineStats>,
+) -> (AttemptQueue, AttemptsPending, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(config.queue);
+    let pending = Arc::new(AtomicUsize::new(0));
+    let task = tokio::spawn(write_attempts(
+        store,
+        rx,
+        config.batch,
+        config.linger,
+        stats,
+        pending.clone(),
+    ));
+    let queue = AttemptQueue {
+        tx,
+        pending: pending.clone(),
+    };
+    (queue, AttemptsPending(pending), task)
+}
+
+async fn write_attempts(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Doc>,
     batch: usize,
     linger: Duration,
     stats: Arc<EngineStats>,
-    writing: Arc<AtomicUsize>,
+    pending: Arc<AtomicUsize>,
 ) {
     let mut buf = Vec::with_capacity(batch);
     let mut saving = JoinSet::new();
     loop {
-        // Counted as writing right after it leaves the queue (no await in between), so
-        // `Engine::load` sees it pending until it is stored.
+        // A document counts as pending from `push` until it is stored (or given up).
         let n = rx.recv_many(&mut buf, batch).await;
         if n == 0 {
             break;
         }
-        writing.fetch_add(n, Ordering::Relaxed);
         // A small batch waits a moment for company: every commit rewrites the index pages it
         // touched and syncs the disk, so a hundred commits of ten cost far more than one of a
         // thousand. Only the attempt's write waits, never a delivery.
@@ -47,9 +109,7 @@ pub(crate) async fn write_attempts(
                 let room = batch - buf.len();
                 match tokio::time::timeout_at(until, rx.recv_many(&mut buf, room)).await {
                     Ok(0) | Err(_) => break,
-                    Ok(m) => {
-                        writing.fetch_add(m, Ordering::Relaxed);
-                    }
+                    Ok(_) => {}
                 }
             }
         }
@@ -62,7 +122,7 @@ pub(crate) async fn write_attempts(
             store.clone(),
             docs,
             stats.clone(),
-            writing.clone(),
+            pending.clone(),
         ));
     }
     while saving.join_next().await.is_some() {}
@@ -72,7 +132,7 @@ async fn save_batch(
     store: Arc<dyn Store>,
     docs: Arc<[Doc]>,
     stats: Arc<EngineStats>,
-    writing: Arc<AtomicUsize>,
+    pending: Arc<AtomicUsize>,
 ) {
     let n = docs.len();
     let mut tries = 0;
@@ -96,7 +156,7 @@ async fn save_batch(
             }
         }
     }
-    writing.fetch_sub(n, Ordering::Relaxed);
+    pending.fetch_sub(n, Ordering::Relaxed);
 }
 
 /// Deletes attempts older than the retention (gregorian `cutoff`); logs what it did.
@@ -109,12 +169,19 @@ pub(crate) async fn prune_once(store: &dyn Store, retention_days: u32) {
     }
 }
 
-/// Prunes once an hour (the engine prunes once at start itself, before serving).
-pub(crate) async fn prune_attempts(store: Arc<dyn Store>, retention_days: impl Fn() -> u32) {
+/// Prunes once an hour (the engine prunes once at start itself, before serving), until
+/// `stop`.
+pub(crate) async fn prune_attempts(
+    store: Arc<dyn Store>,
+    retention_days: impl Fn() -> u32,
+    stop: CancellationToken,
+) {
     let hour = Duration::from_secs(3600);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
     loop {
-        tick.tick().await;
-        prune_once(store.as_ref(), retention_days()).await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => prune_once(store.as_ref(), retention_days()).await,
+        }
     }
 }

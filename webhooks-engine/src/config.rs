@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub max_response_body: usize,
     /// How often hook writes made by other processes (the CLI) are picked up.
     pub follow_every: Duration,
+    /// This node's name (`Node` of the `webhook_disabled` notice).
+    pub node: String,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +62,7 @@ impl Default for EngineConfig {
             attempt_linger: Duration::from_millis(20),
             max_response_body: 64 * 1024,
             follow_every: Duration::from_secs(1),
+            node: webhooks_core::config::node_name("localhost"),
         }
     }
 }

@@ -1,27 +1,71 @@
-//! Following hook writes made by other processes.
+//! The hook change feed: how the hook table is loaded at start and then kept up with writes
+//! made by other processes.
 //!
-//! The API updates the hook table itself, but the maintenance CLI (or another daemon on the
+//! The API applies its own writes at once, but the maintenance CLI (or another daemon on the
 //! same store) writes documents directly. The store's change feed (`HookStore::hook_changes`,
-//! CouchDB's `_changes` for CouchDB) lists every hook written since a position; the engine
-//! loads the table from it at start and then polls it every second, applying each change as
-//! KAZOO's listener applies a `doc_edited` notice: the table follows and the hook's failure
-//! count starts over.
+//! CouchDB's `_changes` for CouchDB) lists every hook written since a position. [`load`] builds
+//! the table from it, a page at a time, and [`follow`] then polls it every second, handing each
+//! change to `LiveHooks::apply_doc` as KAZOO's listener applies a `doc_edited` notice. A change
+//! the API (or anyone) already applied is recognised by its revision and not applied twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use webhooks_core::failures::FailureTracker;
-use webhooks_core::table::HookTable;
-use webhooks_core::{AccountId, Doc, ModuleRegistry, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+use webhooks_core::live::LiveHooks;
+use webhooks_core::table::TableLoader;
+use webhooks_core::{Account, Doc, Store, StoreError};
+
+use crate::migrate::{migrate_legacy_hook, Migration};
 
 /// Changes read per store call.
-pub(crate) const PAGE: usize = 10_000;
+const PAGE: usize = 10_000;
+
+/// What the start-up load did.
+pub(crate) struct Loaded {
+    /// The feed position reached: following starts exactly there.
+    pub(crate) position: u64,
+    /// Documents that could not become hooks.
+    pub(crate) skipped: usize,
+    /// Legacy hooks migrated on the way.
+    pub(crate) migrated: usize,
+}
+
+/// Loads the table from the feed, a page at a time, migrating legacy hooks on the way. Only
+/// one page of documents is in memory at once.
+pub(crate) async fn load(
+    store: &dyn Store,
+    accounts: &[Account],
+    hooks: &LiveHooks,
+) -> Result<Loaded, StoreError> {
+    let mut loader = TableLoader::new(accounts);
+    let (mut since, mut migrated) = (0, 0);
+    loop {
+        let page = store.hook_changes(since, PAGE).await?;
+        let n = page.docs.len();
+        // A migration (ours or another node's) put newer documents past this page: read on.
+        let mut moved = false;
+        for doc in &page.docs {
+            match migrate_legacy_hook(store, doc).await? {
+                Migration::Current => loader.add(doc, hooks.registry()),
+                Migration::Migrated => (migrated, moved) = (migrated + 1, true),
+                Migration::Superseded => moved = true,
+            }
+        }
+        since = page.last;
+        if n < PAGE && !moved {
+            let skipped = hooks.load(loader);
+            return Ok(Loaded {
+                position: since,
+                skipped,
+                migrated,
+            });
+        }
+    }
+}
 
 /// Reads the whole feed from `since`; returns the documents and the position after them.
-pub(crate) async fn read_all(
-    store: &dyn Store,
-    mut since: u64,
-) -> Result<(Vec<Doc>, u64), StoreError> {
+async fn read_all(store: &dyn Store, mut since: u64) -> Result<(Vec<Doc>, u64), StoreError> {
     let mut docs = Vec::new();
     loop {
         let page = store.hook_changes(since, PAGE).await?;
@@ -34,29 +78,36 @@ pub(crate) async fn read_all(
     }
 }
 
-/// Polls the feed every `every`, applying changes to the table.
+/// Polls the feed every `every` from `since`, applying changes, until `stop`.
 pub(crate) async fn follow(
     store: Arc<dyn Store>,
-    registry: ModuleRegistry,
-    hooks: Arc<HookTable>,
-    failures: Arc<FailureTracker>,
+    hooks: Arc<LiveHooks>,
     mut since: u64,
     every: Duration,
+    stop: CancellationToken,
 ) {
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
         match read_all(store.as_ref(), since).await {
             Ok((docs, last)) => {
-                for doc in &docs {
-                    hooks.apply_doc(doc, &registry);
-                    if let (Some(a), Some(id)) = (doc.account_id(), doc.id()) {
-                        if let Ok(a) = AccountId::parse(a) {
-                            failures.flush_hook(&a, id);
-                        }
-                    }
-                }
+                let applied = docs
+                    .iter()
+                    .filter(|doc| {
+                        matches!(
+                            hooks.apply_doc(doc),
+                            webhooks_core::live::Applied::Applied { .. }
+                        )
+                    })
+                    .count();
                 if !docs.is_empty() {
-                    tracing::debug!(changes = docs.len(), "hook changes applied");
+                    tracing::debug!(
+                        changes = docs.len(),
+                        applied,
+                        "hook changes read from the feed"
+                    );
                 }
                 since = last;
             }

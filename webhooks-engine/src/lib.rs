@@ -6,25 +6,29 @@
 //! retries what deserves it, records every attempt, counts failures, and the disabler switches
 //! off hooks that fail too often.
 //!
-//! Read in this order: `engine.rs` (publish and what happens after each try), `lanes.rs` (how
-//! deliveries are scheduled so one slow destination cannot hold up the others), `sender.rs`
-//! (the HTTP client), `disabler.rs`, `attempts.rs`.
+//! Read in the order of a delivery: `engine.rs` (the parts and how they are wired),
+//! `intake.rs` (an event becomes deliveries), `router.rs` (how deliveries are scheduled so one
+//! slow destination cannot hold up the others), `sender.rs` (the HTTP client), `recorder.rs`
+//! (what happens after each try), `attempts.rs` (the attempt writer); then beside the path,
+//! `disabler.rs` and `follow.rs` (the change feed). Each file imports only those below it.
 //!
-//! What an embedder needs: a [`webhooks_core::Store`], a [`webhooks_core::ModuleRegistry`],
-//! a shared [`webhooks_core::table::HookTable`] and
-//! [`webhooks_core::failures::FailureTracker`] (share them with the API so edits take effect
-//! at once), and [`Engine::start`].
+//! What an embedder needs: a [`webhooks_core::Store`], a [`webhooks_core::ModuleRegistry`] and
+//! [`Engine::start`]; give [`Engine::hooks`] to the API so edits take effect at once, and call
+//! [`Engine::shutdown`] to stop. The `webhooks-server` crate's `run` does all of it.
 
 mod attempts;
 mod config;
 mod disabler;
 mod engine;
 mod follow;
-mod lanes;
+mod intake;
 mod migrate;
+mod recorder;
+mod router;
 pub mod sender;
+mod settings;
 mod stats;
 
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineError, Load};
-pub use stats::{EngineStats, StatsSnapshot};
+pub use stats::StatsSnapshot;

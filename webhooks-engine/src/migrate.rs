@@ -6,15 +6,9 @@
 //! once. A saved migration moves the hook to the end of the feed, where the same load meets it
 //! again, migrated.
 
-use rand::RngCore;
+use webhooks_core::ids::new_doc_id;
 use webhooks_core::legacy::{is_legacy, migrate};
 use webhooks_core::{Doc, Store, StoreError};
-
-fn new_id() -> String {
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    webhooks_core::ids::hex32(b)
-}
 
 /// What became of one document.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,7 +30,7 @@ pub(crate) async fn migrate_legacy_hook(
     if !is_legacy(doc) {
         return Ok(Migration::Current);
     }
-    let Some((main, twin)) = migrate(doc, new_id) else {
+    let Some((main, twin)) = migrate(doc, new_doc_id) else {
         return Ok(Migration::Current);
     };
     match store.save_hook(main).await {

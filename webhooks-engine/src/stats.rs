@@ -1,4 +1,5 @@
-//! Counters: what the engine did, for logs, tests and the metrics endpoint.
+//! Counters: what the engine did. The engine's parts write them; everyone else reads a
+//! [`StatsSnapshot`] through `Engine::stats`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -6,20 +7,20 @@ macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// Monotonic counters, updated lock-free.
         #[derive(Debug, Default)]
-        pub struct EngineStats { $($(#[$doc])* pub $name: AtomicU64,)* }
+        pub(crate) struct EngineStats { $($(#[$doc])* pub(crate) $name: AtomicU64,)* }
 
         /// A copy of the counters at one moment.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct StatsSnapshot { $($(#[$doc])* pub $name: u64,)* }
 
         impl EngineStats {
-            pub fn snapshot(&self) -> StatsSnapshot {
+            pub(crate) fn snapshot(&self) -> StatsSnapshot {
                 StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
         }
 
         impl StatsSnapshot {
-            /// `(name, value)` pairs, for the metrics endpoint.
+            /// `(name, value)` pairs, for logs and exporters.
             pub fn pairs(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name),)*]
             }
@@ -55,6 +56,12 @@ counters! {
     attempts_written,
     /// Attempt documents the store refused (logged).
     attempts_lost,
+    /// Deliveries a shutdown ended before they were sent or answered (each has a failed
+    /// attempt recorded).
+    deliveries_cut_by_shutdown,
+    /// Retries that were waiting for their time when the engine shut down (their earlier
+    /// try is recorded).
+    retries_dropped_by_shutdown,
 }
 
 pub(crate) fn inc(c: &AtomicU64) {

@@ -649,9 +649,10 @@ async fn a_retry_of_a_disabled_hook_is_cancelled() {
     s.engine.publish(event(e)).await.unwrap();
     rx.wait_for("/bad", 1).await;
     // The hook is disabled (as the API would) while its retry waits.
-    s.engine
-        .hooks()
-        .remove(&AccountId::parse(ACCOUNT).unwrap(), "bad");
+    let mut doc = s.store.hook("bad").await.unwrap().unwrap();
+    doc.set("enabled", false);
+    let saved = s.store.save_hook(doc).await.unwrap();
+    s.engine.hooks().apply_doc(&saved);
     settle(&s.engine).await;
     assert!(rx.received_at("/bad").len() < 5);
     assert!(s.engine.stats().deliveries_cancelled >= 1);

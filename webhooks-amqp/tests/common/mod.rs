@@ -12,9 +12,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 use webhooks_amqp::{AmqpConfig, AmqpHandle, AmqpTransport};
-use webhooks_core::failures::FailureTracker;
 use webhooks_core::store::{AccountStore, HookStore};
-use webhooks_core::table::HookTable;
 use webhooks_core::{Doc, Event, EventSink};
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
@@ -65,8 +63,6 @@ pub async fn engine(hooks: Vec<Value>, config: EngineConfig) -> (Engine, Arc<Emb
     let engine = Engine::start(
         store.clone(),
         webhooks_modules::kazoo_registry(&[]),
-        Arc::new(HookTable::new()),
-        Arc::new(FailureTracker::new()),
         EngineConfig {
             retry_delay: Duration::from_millis(30),
             ..config

@@ -10,9 +10,9 @@ use webhooks_core::{Account, AccountId, Doc};
 use super::{list_params, paginate, Pairs};
 use crate::auth::Auth;
 use crate::body::RequestData;
-use crate::bootstrap::{new_id, random_hex};
 use crate::envelope::{ApiError, ApiResult, Reply};
 use crate::ApiState;
+use webhooks_core::ids::random_hex;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -129,7 +129,7 @@ async fn create(state: ApiState, parent: Account, data: Map<String, Value>) -> A
         Some(_) => {}
     }
     validate_account(&state, &public, None).await?;
-    let id = chosen.unwrap_or_else(|| AccountId::parse(&new_id()).expect("random id"));
+    let id = chosen.unwrap_or_else(AccountId::random);
     let mut tree: Vec<Value> = parent.tree.iter().map(|a| json!(a)).collect();
     tree.push(json!(parent.id));
     let now = webhooks_core::time::now_gregorian();
@@ -210,7 +210,7 @@ async fn read(State(state): State<ApiState>, auth: Auth, Path(id): Path<String>)
 async fn save_public(state: &ApiState, mut doc: Doc, public: Map<String, Value>) -> ApiResult {
     validate_account(state, &public, doc.id()).await?;
     doc.replace_public(public);
-    doc.set("pvt_modified", webhooks_core::time::now_gregorian());
+    doc.touch();
     let saved = state.store().save_account(doc).await?;
     Ok(Reply::doc(account_view(&saved), saved.rev()))
 }
@@ -271,7 +271,6 @@ async fn delete(State(state): State<ApiState>, auth: Auth, Path(id): Path<String
     }
     state.store().delete_account(&account.id).await?;
     state.hooks().remove_account(&account.id);
-    state.failures().flush_account(&account.id);
     let mut data = account_view(&doc);
     data["_read_only"] = json!({"deleted": true});
     Ok(Reply::doc(data, doc.rev()))

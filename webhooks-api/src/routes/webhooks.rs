@@ -5,6 +5,8 @@ use axum::http::request::Parts;
 use axum::routing::{get, patch};
 use axum::Router;
 use serde_json::{json, Map, Value};
+use webhooks_core::ids::new_doc_id;
+use webhooks_core::reenable::reenable_tree;
 use webhooks_core::store::{AttemptCursor, AttemptQuery};
 use webhooks_core::validate::{validate_webhook, WebhookRules};
 use webhooks_core::{Account, Doc};
@@ -12,7 +14,6 @@ use webhooks_core::{Account, Doc};
 use super::{list_params, paginate, Pairs};
 use crate::auth::{request_token, Auth};
 use crate::body::RequestData;
-use crate::bootstrap::new_id;
 use crate::envelope::{ApiError, ApiResult, Reply};
 use crate::ApiState;
 
@@ -244,7 +245,7 @@ async fn create(
     RequestData(data): RequestData,
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
-    let id = client_id(&data)?.unwrap_or_else(new_id);
+    let id = client_id(&data)?.unwrap_or_else(new_doc_id);
     let public = validate_webhook(data, &rules(&state))?;
     let now = webhooks_core::time::now_gregorian();
     let mut doc = Doc::from(public);
@@ -263,7 +264,7 @@ async fn create(
         }
         other => other?,
     };
-    state.hooks().apply_doc(&saved, state.registry());
+    state.hooks().apply_doc(&saved);
     Ok(Reply::created(
         Value::Object(hook_view(&saved)),
         &id,
@@ -301,21 +302,10 @@ async fn save_public(state: &ApiState, mut doc: Doc, public: Map<String, Value>)
         doc.set("enabled", true);
         doc.remove("pvt_disabled_message");
     }
-    doc.set("pvt_modified", webhooks_core::time::now_gregorian());
+    doc.touch();
     let saved = state.store().save_hook(doc).await?;
-    hook_changed(state, &saved);
+    state.hooks().apply_doc(&saved);
     Ok(Reply::doc(Value::Object(hook_view(&saved)), saved.rev()))
-}
-
-/// After any edit: the table follows at once and the hook's failure count starts over, as
-/// KAZOO flushes failures on every edit.
-fn hook_changed(state: &ApiState, saved: &Doc) {
-    state.hooks().apply_doc(saved, state.registry());
-    if let (Some(account), Some(id)) = (saved.account_id(), saved.id()) {
-        if let Ok(account) = webhooks_core::AccountId::parse(account) {
-            state.failures().flush_hook(&account, id);
-        }
-    }
 }
 
 async fn replace(
@@ -354,9 +344,9 @@ async fn delete(
     let account = auth.account(&state, &account_id).await?;
     let mut doc = load_hook(&state, &account, &hook_id).await?;
     doc.set("pvt_deleted", true);
-    doc.set("pvt_modified", webhooks_core::time::now_gregorian());
+    doc.touch();
     let saved = state.store().save_hook(doc).await?;
-    hook_changed(&state, &saved);
+    state.hooks().apply_doc(&saved);
     let mut data = hook_view(&saved);
     data.insert("_read_only".into(), json!({"deleted": true}));
     Ok(Reply::doc(Value::Object(data), saved.rev()))
@@ -478,20 +468,19 @@ fn check_reenable(data: &Map<String, Value>) -> Result<(), ApiError> {
     }
 }
 
-async fn reenable(state: &ApiState, accounts: Vec<Account>) -> ApiResult {
-    let mut total = 0;
-    for a in &accounts {
-        let done = webhooks_core::reenable::reenable_account_hooks(state.store(), &a.id).await?;
-        for saved in &done {
-            hook_changed(state, saved);
+/// Re-enables the auto-disabled hooks of `account` (and its descendants), applying each to
+/// the running engine.
+async fn reenable(state: &ApiState, account: &Account, descendants: bool) -> ApiResult {
+    let done = reenable_tree(state.store(), &account.id, descendants).await?;
+    for (a, saved) in &done {
+        for doc in saved {
+            state.hooks().apply_doc(doc);
         }
-        if !done.is_empty() {
-            let ids: Vec<&str> = done.iter().filter_map(Doc::id).collect();
-            tracing::info!(account = %a.id, count = done.len(), ids = ?ids, "re-enabled hooks");
+        if !saved.is_empty() {
+            let ids: Vec<&str> = saved.iter().filter_map(Doc::id).collect();
+            tracing::info!(account = %a, count = saved.len(), ids = ?ids, "re-enabled hooks");
         }
-        total += done.len();
     }
-    tracing::debug!(total, "re-enable finished");
     Ok(Reply::ok(json!("hooks updated")))
 }
 
@@ -503,7 +492,7 @@ async fn reenable_account(
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
     check_reenable(&data)?;
-    reenable(&state, vec![account]).await
+    reenable(&state, &account, false).await
 }
 
 async fn reenable_descendants(
@@ -514,14 +503,5 @@ async fn reenable_descendants(
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
     check_reenable(&data)?;
-    let mut accounts: Vec<Account> = state
-        .store()
-        .accounts()
-        .await?
-        .iter()
-        .filter_map(Account::from_doc)
-        .filter(|a| a.is_descendant_of(&account.id))
-        .collect();
-    accounts.insert(0, account);
-    reenable(&state, accounts).await
+    reenable(&state, &account, true).await
 }

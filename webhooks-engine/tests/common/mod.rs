@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use webhooks_core::failures::FailureTracker;
 use webhooks_core::store::{AccountStore, ConfigStore, HookStore};
-use webhooks_core::table::HookTable;
 use webhooks_core::Doc;
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::EmbeddedStore;
@@ -55,8 +53,6 @@ pub async fn engine(hooks: Vec<Value>, settings: Value, config: EngineConfig) ->
     let engine = Engine::start(
         store.clone(),
         registry,
-        Arc::new(HookTable::new()),
-        Arc::new(FailureTracker::new()),
         EngineConfig {
             retry_delay: Duration::from_millis(30),
             cluster_id: Some("cluster-1".into()),

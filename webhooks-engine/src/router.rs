@@ -12,17 +12,32 @@
 //!
 //! A retry is data, not a sleeping task: the delivery goes into a heap keyed by its due time,
 //! and the router's loop wakes for the earliest one. Nothing holds a slot while it waits.
+//!
+//! Shutting down (the engine's `stop` token): the router closes its intake and takes what was
+//! already handed to it, so every event `publish` accepted is still sent; it stops scheduling
+//! retries (their earlier try is recorded) and returns once nothing is queued or in flight.
+//! If the deadline comes first (the `abort` token), the sends in flight are cut and everything
+//! still queued fails, each recorded as a failed attempt, so nothing accepted goes unrecorded.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use webhooks_core::delivery::Outcome;
 
-use crate::engine::{Job, Shared};
+use crate::config::EngineConfig;
+use crate::intake::Job;
+use crate::recorder::TryRecorder;
+use crate::sender::HttpSender;
 use crate::stats::inc;
+
+/// What the client error of a delivery the shutdown ended says.
+const CUT_BY_SHUTDOWN: &str = "engine shut down before delivery";
 
 struct Lane {
     queue: VecDeque<Job>,
@@ -53,7 +68,7 @@ impl Lane {
 }
 
 /// A send finished (or a delivery failed without being sent).
-pub(crate) struct Done {
+struct Done {
     lane: Arc<str>,
     /// Whether it held a lane slot.
     started: bool,
@@ -62,8 +77,42 @@ pub(crate) struct Done {
     retry: Option<Job>,
 }
 
+/// What the router is doing, for `Engine::load`. The router writes; the engine reads.
+#[derive(Default)]
+pub(crate) struct RouterLoad {
+    queued: AtomicUsize,
+    in_flight: AtomicUsize,
+    waiting_retries: AtomicUsize,
+}
+
+impl RouterLoad {
+    /// (queued, in flight, waiting retries).
+    pub(crate) fn get(&self) -> (usize, usize, usize) {
+        (
+            self.queued.load(Ordering::Relaxed),
+            self.in_flight.load(Ordering::Relaxed),
+            self.waiting_retries.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The router's two signals: `stop` (finish what was accepted, take nothing new) and `abort`
+/// (the deadline passed: cut what is left, recording it).
+pub(crate) struct Shutdown {
+    pub(crate) stop: CancellationToken,
+    pub(crate) abort: CancellationToken,
+}
+
 pub(crate) struct Router {
-    shared: Arc<Shared>,
+    config: EngineConfig,
+    sender: HttpSender,
+    recorder: TryRecorder,
+    load: Arc<RouterLoad>,
+    shutdown: Shutdown,
+    stopping: bool,
+    aborted: bool,
+    /// Sends (and failures without a send) spawned and not yet reported back.
+    tasks_out: usize,
     intake: mpsc::Receiver<Job>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
@@ -90,10 +139,23 @@ fn lane_key(url: &str) -> Arc<str> {
 }
 
 impl Router {
-    pub(crate) fn new(shared: Arc<Shared>, intake: mpsc::Receiver<Job>) -> Self {
+    pub(crate) fn new(
+        config: EngineConfig,
+        sender: HttpSender,
+        recorder: TryRecorder,
+        intake: mpsc::Receiver<Job>,
+        shutdown: Shutdown,
+    ) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Router {
-            shared,
+            config,
+            sender,
+            recorder,
+            load: Arc::default(),
+            shutdown,
+            stopping: false,
+            aborted: false,
+            tasks_out: 0,
             intake,
             done_tx,
             done_rx,
@@ -108,39 +170,123 @@ impl Router {
         }
     }
 
+    /// The load gauges this router keeps up to date.
+    pub(crate) fn load(&self) -> Arc<RouterLoad> {
+        self.load.clone()
+    }
+
+    /// Routes until shut down (see the module's documentation).
     pub(crate) async fn run(mut self) {
-        let mut stall_check = tokio::time::interval(self.shared.config.stall_after / 4);
+        let mut stall_check = tokio::time::interval(self.config.stall_after / 4);
         stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (stop, abort) = (self.shutdown.stop.clone(), self.shutdown.abort.clone());
         loop {
-            self.shared
-                .publish_load(self.queued, self.in_flight, self.retry_jobs.len());
+            self.publish_load();
+            if self.stopping && self.queued == 0 && self.tasks_out == 0 {
+                break;
+            }
             let next_due = self.retries.peek().map(|Reverse((t, _))| *t);
             let accepting =
-                self.queued < self.shared.config.max_queued && self.backed_up.is_empty();
+                !self.stopping && self.queued < self.config.max_queued && self.backed_up.is_empty();
             tokio::select! {
                 biased;
+                _ = abort.cancelled(), if self.stopping && !self.aborted => self.cut_everything(),
+                _ = stop.cancelled(), if !self.stopping => self.begin_stop(),
                 Some(done) = self.done_rx.recv() => self.on_done(done),
-                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() && !self.stopping => {
                     self.release_due();
                 }
                 _ = stall_check.tick(), if !self.backed_up.is_empty() => self.shed_stalled(),
                 job = self.intake.recv(), if accepting => match job {
                     Some(job) => self.enqueue(job),
-                    None => break,
+                    // Every handle of the engine is gone: as good as a stop.
+                    None => self.begin_stop(),
                 },
             }
+        }
+        self.publish_load();
+        tracing::info!("router stopped: nothing queued or in flight");
+    }
+
+    fn publish_load(&self) {
+        let l = &self.load;
+        l.queued.store(self.queued, Ordering::Relaxed);
+        l.in_flight.store(self.in_flight, Ordering::Relaxed);
+        l.waiting_retries
+            .store(self.retry_jobs.len(), Ordering::Relaxed);
+    }
+
+    /// Takes nothing new, but everything already handed over; drops the waiting retries.
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        self.intake.close();
+        let mut taken = 0;
+        while let Ok(job) = self.intake.try_recv() {
+            self.enqueue(job);
+            taken += 1;
+        }
+        let retries = self.retry_jobs.len();
+        self.retries.clear();
+        self.retry_jobs.clear();
+        self.recorder
+            .stats
+            .retries_dropped_by_shutdown
+            .fetch_add(retries as u64, Ordering::Relaxed);
+        tracing::info!(
+            queued = self.queued,
+            in_flight = self.in_flight,
+            taken_from_intake = taken,
+            retries_dropped = retries,
+            "engine stopping: finishing accepted deliveries (waiting retries are dropped; their last try is recorded)"
+        );
+    }
+
+    /// The deadline passed: sends in flight are cut (each sees `abort`), queued deliveries
+    /// fail unsent; all are recorded as failed attempts.
+    fn cut_everything(&mut self) {
+        self.aborted = true;
+        let in_flight = self.in_flight;
+        let mut queued = Vec::new();
+        for (key, lane) in self.lanes.iter_mut() {
+            queued.extend(lane.queue.drain(..).map(|job| (job, key.clone())));
+        }
+        self.queued = 0;
+        self.backed_up.clear();
+        let cut = (in_flight + queued.len()) as u64;
+        self.recorder
+            .stats
+            .deliveries_cut_by_shutdown
+            .fetch_add(cut, Ordering::Relaxed);
+        tracing::warn!(
+            in_flight,
+            queued = queued.len(),
+            "shutdown deadline passed: cutting deliveries, each recorded as a failed attempt"
+        );
+        for (job, key) in queued {
+            let outcome = Outcome::Transport {
+                error: CUT_BY_SHUTDOWN.into(),
+            };
+            self.spawn_send(job, key, false, Some(outcome));
         }
     }
 
     fn enqueue(&mut self, job: Job) {
+        if self.aborted {
+            let key = lane_key(&job.delivery.request.url);
+            let outcome = Outcome::Transport {
+                error: CUT_BY_SHUTDOWN.into(),
+            };
+            self.spawn_send(job, key, false, Some(outcome));
+            return;
+        }
         let now = Instant::now();
         let key = lane_key(&job.delivery.request.url);
-        let backlog = self.shared.config.destination_backlog;
+        let backlog = self.config.destination_backlog;
         let lane = self
             .lanes
             .entry(key.clone())
             .or_insert_with(|| Lane::new(now));
-        if lane.queue.len() >= backlog && lane.stalled(now, self.shared.config.stall_after) {
+        if lane.queue.len() >= backlog && lane.stalled(now, self.config.stall_after) {
             self.fail_fast(job, key);
             return;
         }
@@ -153,7 +299,7 @@ impl Router {
     }
 
     /// Fails a delivery without sending it: its destination stalled with a full backlog.
-    fn fail_fast(&self, job: Job, key: Arc<str>) {
+    fn fail_fast(&mut self, job: Job, key: Arc<str>) {
         let outcome = Outcome::Transport {
             error: "destination backlog full".into(),
         };
@@ -163,13 +309,13 @@ impl Router {
     /// Backed-up lanes that stopped answering give up their overflow, so intake can resume.
     fn shed_stalled(&mut self) {
         let now = Instant::now();
-        let backlog = self.shared.config.destination_backlog;
+        let backlog = self.config.destination_backlog;
         for key in self.backed_up.clone() {
             let Some(lane) = self.lanes.get_mut(&key) else {
                 self.backed_up.remove(&key);
                 continue;
             };
-            if !lane.stalled(now, self.shared.config.stall_after) {
+            if !lane.stalled(now, self.config.stall_after) {
                 continue;
             }
             let mut shed = Vec::new();
@@ -187,8 +333,8 @@ impl Router {
 
     /// Starts as many of a lane's deliveries as its and the global limits allow.
     fn pump(&mut self, key: &Arc<str>) {
-        let per_dest = self.shared.config.per_destination_in_flight;
-        let max = self.shared.config.max_in_flight;
+        let per_dest = self.config.per_destination_in_flight;
+        let max = self.config.max_in_flight;
         loop {
             let Some(lane) = self.lanes.get_mut(key) else {
                 return;
@@ -205,9 +351,9 @@ impl Router {
             }
             let job = lane.queue.pop_front().expect("non-empty");
             self.queued -= 1;
-            if job.from_table && !self.shared.hook_is_live(&job) {
+            if job.from_table && !self.recorder.hook_is_live(&job) {
                 // Disabled, deleted or edited while it waited: not sent.
-                inc(&self.shared.stats.deliveries_cancelled);
+                inc(&self.recorder.stats.deliveries_cancelled);
                 continue;
             }
             lane.in_flight += 1;
@@ -217,7 +363,7 @@ impl Router {
         if self
             .lanes
             .get(key)
-            .is_some_and(|l| l.queue.len() <= self.shared.config.destination_backlog)
+            .is_some_and(|l| l.queue.len() <= self.config.destination_backlog)
         {
             self.backed_up.remove(key);
         }
@@ -232,17 +378,24 @@ impl Router {
         }
     }
 
-    fn spawn_send(&self, job: Job, lane: Arc<str>, started: bool, forced: Option<Outcome>) {
-        let shared = self.shared.clone();
+    /// Sends a job (or, with `forced`, records that outcome without sending) in a task of its
+    /// own, which reports back as a [`Done`].
+    fn spawn_send(&mut self, job: Job, lane: Arc<str>, started: bool, forced: Option<Outcome>) {
+        let sender = self.sender.clone();
+        let recorder = self.recorder.clone();
+        let abort = self.shutdown.abort.clone();
         let done = self.done_tx.clone();
+        self.tasks_out += 1;
         tokio::spawn(async move {
-            let mut job = job;
             let outcome = match forced {
                 Some(o) => o,
-                None => shared.sender.send(&job.delivery.request).await,
+                None => tokio::select! {
+                    o = sender.send(&job.delivery.request) => o,
+                    _ = abort.cancelled() => Outcome::Transport { error: CUT_BY_SHUTDOWN.into() },
+                },
             };
             let answered = matches!(outcome, Outcome::Response { .. });
-            let retry = shared.after_try(&mut job, outcome).await;
+            let retry = recorder.after_try(job, outcome).await;
             let _ = done.send(Done {
                 lane,
                 started,
@@ -253,6 +406,7 @@ impl Router {
     }
 
     fn on_done(&mut self, done: Done) {
+        self.tasks_out -= 1;
         if done.started {
             self.in_flight -= 1;
             if let Some(l) = self.lanes.get_mut(&done.lane) {
@@ -262,14 +416,14 @@ impl Router {
                 }
             }
         }
-        if let Some(job) = done.retry {
-            let due = Instant::now() + self.shared.config.retry_delay;
+        if let Some(job) = done.retry.filter(|_| !self.stopping) {
+            let due = Instant::now() + self.config.retry_delay;
             self.seq += 1;
             self.retries.push(Reverse((due, self.seq)));
             self.retry_jobs.insert(self.seq, job);
         }
         self.pump(&done.lane);
-        while self.in_flight < self.shared.config.max_in_flight {
+        while self.in_flight < self.config.max_in_flight {
             let Some(key) = self.waiting.pop_front() else {
                 break;
             };
@@ -290,8 +444,8 @@ impl Router {
             let Some(job) = self.retry_jobs.remove(&seq) else {
                 continue;
             };
-            if job.from_table && !self.shared.hook_is_live(&job) {
-                inc(&self.shared.stats.deliveries_cancelled);
+            if job.from_table && !self.recorder.hook_is_live(&job) {
+                inc(&self.recorder.stats.deliveries_cancelled);
                 continue;
             }
             self.enqueue(job);

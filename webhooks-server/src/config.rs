@@ -1,0 +1,59 @@
+//! The server's settings: what `webhooksd`'s flags fill in, and what an embedder builds.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use webhooks_amqp::AmqpConfig;
+use webhooks_api::ApiConfig;
+use webhooks_engine::EngineConfig;
+
+/// Everything [`run`](crate::run) needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// The embedded store's directory (created if missing).
+    pub data_dir: PathBuf,
+    /// The master account's api key; generated at the first start when `None`.
+    pub master_api_key: Option<String>,
+    /// This node's name: the API's `node`, the AMQP replies' `Node`, the `webhook_disabled`
+    /// notice's `Node`. It replaces whatever `api`, `engine` and `amqp` say.
+    pub node: String,
+    pub api: ApiConfig,
+    /// The engine's capacity (its `cluster_id` comes from the store).
+    pub engine: EngineConfig,
+    /// The RabbitMQ transport; without it, events come in over `POST /v2/events` only.
+    pub amqp: Option<AmqpConfig>,
+    /// How long a shutdown may take, from the signal: the API's open requests, then the
+    /// engine's accepted deliveries. What is left at the deadline is cut and recorded as
+    /// failed attempts.
+    pub drain_deadline: Duration,
+}
+
+impl ServerConfig {
+    /// The defaults, on the embedded store in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: data_dir.into(),
+            master_api_key: None,
+            node: host_node_name(),
+            api: ApiConfig::default(),
+            engine: EngineConfig::default(),
+            amqp: None,
+            drain_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `webhooksd@<this host's name>` (`localhost` when the name cannot be read).
+pub fn host_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    webhooks_core::config::node_name(&host)
+}

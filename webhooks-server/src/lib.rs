@@ -1,0 +1,199 @@
+//! # webhooks-server: the whole engine, started and stopped as one
+//!
+//! [`run`] is what `webhooksd` does, as a library call an embedder makes too: open the store,
+//! make sure the master account exists, start the delivery engine, the crossbar API and (when
+//! configured) the AMQP transport, serve until `shutdown` completes, then stop in order:
+//!
+//! 1. the AMQP consumers are cancelled first, so the broker hands the messages this node has
+//!    not acknowledged to another node;
+//! 2. the API stops taking connections and finishes the requests it has;
+//! 3. the engine takes no more events, delivers what it accepted and writes every attempt;
+//!    what is not done by the deadline is cut and recorded as a failed attempt.
+//!
+//! [`Server::start`] and [`Server::run_until`] are the same in two steps, for a caller that
+//! wants the listening address (or the generated master key) before serving. [`signals`]
+//! holds the daemon's SIGTERM/SIGINT handling. This crate holds no behaviour of its own: it
+//! wires the library crates together.
+
+mod config;
+pub mod signals;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use webhooks_amqp::{AmqpError, AmqpHandle, AmqpTransport};
+use webhooks_api::{ApiState, Bootstrap};
+use webhooks_core::config::WebhooksConfig;
+use webhooks_core::{Store, StoreError};
+use webhooks_engine::{Engine, EngineError};
+use webhooks_store::EmbeddedStore;
+
+pub use config::{host_node_name, ServerConfig};
+
+/// Why the server could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("opening the store in {dir}: {source}")]
+    Open {
+        dir: std::path::PathBuf,
+        source: StoreError,
+    },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("AMQP: {0}")]
+    Amqp(#[from] AmqpError),
+    #[error("API listener: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// Runs the server until `shutdown` completes, then stops it gracefully (see the crate's
+/// documentation). Returns once everything has stopped.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    Server::start(config).await?.run_until(shutdown).await
+}
+
+/// A started server, not yet serving.
+pub struct Server {
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    boot: Bootstrap,
+    engine: Engine,
+    amqp: Option<AmqpHandle>,
+    api: ApiState,
+}
+
+impl Server {
+    /// Opens the store, bootstraps the master account, starts the engine and the AMQP
+    /// transport (when configured) and binds the API's listener.
+    pub async fn start(mut config: ServerConfig) -> Result<Server, ServerError> {
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&config.data_dir).map_err(|source| {
+                ServerError::Open {
+                    dir: config.data_dir.clone(),
+                    source,
+                }
+            })?);
+        let boot =
+            webhooks_api::bootstrap(store.as_ref(), config.master_api_key.as_deref()).await?;
+        // The `object` module offers the types the stored settings name, as the CLI reads them.
+        let settings = WebhooksConfig::from_doc(store.system_config("webhooks").await?.as_ref());
+        let registry = webhooks_modules::kazoo_registry(&settings.object_types);
+        config.engine.cluster_id = Some(boot.cluster_id.clone());
+        config.engine.node = config.node.clone();
+        let engine = Engine::start(store.clone(), registry.clone(), config.engine.clone()).await?;
+        let amqp = match config.amqp.clone() {
+            Some(mut amqp_config) => {
+                amqp_config.node = config.node.clone();
+                let listener = Arc::new(engine.clone());
+                let handle =
+                    AmqpTransport::start(amqp_config, registry, listener.clone(), listener).await?;
+                engine.set_notifier(Box::new(handle.clone()));
+                Some(handle)
+            }
+            None => None,
+        };
+        config.api.node = config.node.clone();
+        let api = ApiState::new(
+            store,
+            engine.hooks().clone(),
+            &boot.signing_secret,
+            config.api.clone(),
+        )
+        .with_events(Arc::new(engine.clone()));
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        Ok(Server {
+            config,
+            listener,
+            boot,
+            engine,
+            amqp,
+            api,
+        })
+    }
+
+    /// Where the API listens (port 0 in the configuration picks a free one).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The master account, its key, and whether this start created it.
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.boot
+    }
+
+    /// The engine, for an embedder that also publishes events itself.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` completes, then stops everything in order within the drain
+    /// deadline.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let Server {
+            config,
+            listener,
+            engine,
+            amqp,
+            api,
+            ..
+        } = self;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            node = %config.node,
+            amqp = amqp.is_some(),
+            "webhooks server started"
+        );
+        let stop_api = CancellationToken::new();
+        let app = webhooks_api::router(api);
+        let mut serving = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop_api.clone().cancelled_owned())
+                .into_future(),
+        );
+        tokio::select! {
+            _ = shutdown => {}
+            ended = &mut serving => {
+                // The API cannot serve (its listener failed): stop the rest as on a signal.
+                tracing::error!(?ended, "API server ended on its own");
+            }
+        }
+        let until = Instant::now() + config.drain_deadline;
+        tracing::info!(deadline = ?config.drain_deadline, "shutting down");
+        stop_api.cancel();
+        if let Some(amqp) = amqp {
+            amqp.shutdown().await;
+        }
+        finish_api(serving, until).await;
+        engine
+            .shutdown(until.saturating_duration_since(Instant::now()))
+            .await;
+        tracing::info!("webhooks server stopped");
+        Ok(())
+    }
+}
+
+/// Waits for the API's open requests until `until`; then drops them (their events, if any,
+/// were not acknowledged).
+async fn finish_api(serving: tokio::task::JoinHandle<std::io::Result<()>>, until: Instant) {
+    let abort = serving.abort_handle();
+    match tokio::time::timeout_at(until, serving).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "API server failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "API server task failed"),
+        Err(_) => {
+            abort.abort();
+            tracing::warn!("shutdown deadline passed with API requests open; they were dropped");
+        }
+    }
+}
