@@ -170,6 +170,16 @@ enum Fault {
     Setup(String),
 }
 
+/// Parses a stored document, naming the row when it is not a JSON object. Here, beside
+/// [`Fault`], because every table's module reads documents back.
+fn decode(table: &'static str, key: &str, json: &str) -> Result<Doc, Fault> {
+    serde_json::from_str(json).map_err(|source| Fault::Corrupt {
+        table,
+        key: key.to_owned(),
+        source,
+    })
+}
+
 impl From<Fault> for StoreError {
     fn from(fault: Fault) -> Self {
         match fault {

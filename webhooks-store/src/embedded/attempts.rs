@@ -9,8 +9,7 @@ use rusqlite::{params, params_from_iter, Connection, Transaction};
 use webhooks_core::store::{AttemptCursor, AttemptPage, AttemptQuery};
 use webhooks_core::Doc;
 
-use super::docs::decode;
-use super::Fault;
+use super::{decode, Fault};
 
 /// An attempt ready to insert: its key columns and its compressed document.
 pub(super) struct Row {

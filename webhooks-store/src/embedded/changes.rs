@@ -29,8 +29,7 @@ use serde_json::{Map, Value};
 use webhooks_core::store::HookChanges;
 use webhooks_core::Doc;
 
-use super::docs::decode;
-use super::Fault;
+use super::{decode, Fault};
 
 /// How many hook writes a tombstone survives. A follower polling about once a second is never
 /// this far behind (every write is an fsynced transaction, a few thousand a second at best),
