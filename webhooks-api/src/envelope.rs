@@ -215,6 +215,11 @@ impl From<webhooks_core::StoreError> for ApiError {
                 tracing::error!(error = %msg, "datastore fault");
                 ApiError::datastore_fault()
             }
+            // The only store tokens clients hand the API are paging `start_key`s, taken back
+            // unchanged from an earlier `next_start_key`; the store alone can tell a bad one.
+            webhooks_core::StoreError::BadPosition(token) => ApiError::validation(json!({
+                "start_key": {"type": {"message": "invalid start_key", "value": token}}
+            })),
         }
     }
 }

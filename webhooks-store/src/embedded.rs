@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use webhooks_core::store::{
-    AccountStore, AttemptPage, AttemptQuery, AttemptStore, ConfigStore, HookChanges, HookStore,
-    StoreError, StoreResult,
+    AccountStore, AttemptPage, AttemptQuery, AttemptStore, ConfigStore, FeedPosition, HookChanges,
+    HookStore, StoreError, StoreResult,
 };
 use webhooks_core::{AccountId, Doc};
 
@@ -170,6 +170,16 @@ enum Fault {
     Setup(String),
 }
 
+/// Parses a stored document, naming the row when it is not a JSON object. Here, beside
+/// [`Fault`], because every table's module reads documents back.
+fn decode(table: &'static str, key: &str, json: &str) -> Result<Doc, Fault> {
+    serde_json::from_str(json).map_err(|source| Fault::Corrupt {
+        table,
+        key: key.to_owned(),
+        source,
+    })
+}
+
 impl From<Fault> for StoreError {
     fn from(fault: Fault) -> Self {
         match fault {
@@ -237,8 +247,10 @@ impl HookStore for EmbeddedStore {
     }
 
     /// Tombstones of hard-deleted hooks are kept while fewer than 100 000 hook writes follow
-    /// them (`changes::TOMBSTONE_WINDOW`, where the design is explained).
-    async fn hook_changes(&self, since: u64, limit: usize) -> StoreResult<HookChanges> {
+    /// them (`changes::TOMBSTONE_WINDOW`, where the design is explained). Positions are spelt
+    /// `seq-<n>` (`changes::position`), never as a bare number.
+    async fn hook_changes(&self, since: &FeedPosition, limit: usize) -> StoreResult<HookChanges> {
+        let since = since.clone();
         self.read(move |conn| changes::list(conn, since, limit))
             .await
     }

@@ -13,12 +13,16 @@
 //! Start reading with [`EmbeddedStore`]: the default adapter, an SQLite file in the data
 //! directory. It needs no server and survives a `kill -9` without losing a committed write.
 //!
+//! [`contract`] is the traits' behaviour as a test suite: every adapter runs it with one line,
+//! [`store_contract_tests!`], so they all keep the same rules.
+//!
 //! [`AccountStore`]: webhooks_core::store::AccountStore
 //! [`HookStore`]: webhooks_core::store::HookStore
 //! [`AttemptStore`]: webhooks_core::store::AttemptStore
 //! [`ConfigStore`]: webhooks_core::store::ConfigStore
 //! [`Store`]: webhooks_core::store::Store
 
+pub mod contract;
 pub mod embedded;
 
 pub use embedded::EmbeddedStore;

@@ -352,15 +352,6 @@ async fn delete(
     Ok(Reply::doc(Value::Object(data), saved.rev()))
 }
 
-/// Attempt listing cursors travel as `"<created>-<seq>"`.
-fn parse_cursor(s: &str) -> Option<AttemptCursor> {
-    let (c, q) = s.split_once('-')?;
-    Some(AttemptCursor {
-        created: c.parse().ok()?,
-        seq: q.parse().ok()?,
-    })
-}
-
 async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pairs) -> ApiResult {
     let params = list_params(&q)?;
     let max = state.config().max_range_secs;
@@ -381,14 +372,9 @@ async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pa
             "cause": from}}}),
         ));
     }
-    let start = match &params.start_key {
-        None => None,
-        Some(s) => Some(parse_cursor(s).ok_or_else(|| {
-            ApiError::validation(
-                json!({"start_key": {"type": {"message": "invalid start_key", "value": s}}}),
-            )
-        })?),
-    };
+    // The store's cursor travels to the client and back as text, untouched: only the store
+    // can read it, and it refuses one it did not make (a 400 on `start_key`).
+    let start = params.start_key.as_deref().map(AttemptCursor::new);
     let limit = if params.paginate {
         params.page_size.unwrap_or(state.config().default_page_size)
     } else {
@@ -423,7 +409,7 @@ async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pa
     Ok(Reply::page(
         items,
         params.start_key.map(Value::String),
-        page.next.map(|c| json!(format!("{}-{}", c.created, c.seq))),
+        page.next.map(|c| Value::String(c.as_str().to_owned())),
     ))
 }
 

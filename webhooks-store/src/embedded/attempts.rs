@@ -2,15 +2,15 @@
 //!
 //! Attempts are never updated, so they carry no revision; `seq` (the row id) makes
 //! `(created, seq)` unique and totally ordered, which is what lets a listing resume from a
-//! cursor without skipping or repeating rows that share a second.
+//! cursor without skipping or repeating rows that share a second. Callers get that pair as an
+//! opaque [`AttemptCursor`] spelt `at.<created>.<seq>` ([`RowKey::cursor`]).
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, Transaction};
-use webhooks_core::store::{AttemptCursor, AttemptPage, AttemptQuery};
+use webhooks_core::store::{AttemptCursor, AttemptPage, AttemptQuery, StoreError};
 use webhooks_core::Doc;
 
-use super::docs::decode;
-use super::Fault;
+use super::{decode, Fault};
 
 /// An attempt ready to insert: its key columns and its compressed document.
 pub(super) struct Row {
@@ -74,11 +74,46 @@ fn decompress(stored: &[u8], seq: i64) -> Result<Doc, Fault> {
     })
 }
 
+/// Where a row sits in a listing: unique, and the order listings walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowKey {
+    created: i64,
+    seq: i64,
+}
+
+impl RowKey {
+    /// The cursor callers get. Dots, not dashes, between the numbers: `created` may be
+    /// negative, and every character is one a URL query carries unescaped.
+    fn cursor(self) -> AttemptCursor {
+        AttemptCursor::new(format!("at.{}.{}", self.created, self.seq))
+    }
+
+    /// The key behind a cursor this store made, or [`StoreError::BadPosition`]. Only the exact
+    /// text [`cursor`](Self::cursor) produces is accepted, so a cursor has one spelling.
+    fn of_cursor(cursor: &AttemptCursor) -> Result<Self, Fault> {
+        let refuse = || Fault::from(StoreError::BadPosition(cursor.as_str().to_owned()));
+        let (created, seq) = cursor
+            .as_str()
+            .strip_prefix("at.")
+            .and_then(|rest| rest.split_once('.'))
+            .ok_or_else(refuse)?;
+        let key = RowKey {
+            created: created.parse().map_err(|_| refuse())?,
+            seq: seq.parse().map_err(|_| refuse())?,
+        };
+        if key.cursor() != *cursor {
+            return Err(refuse());
+        }
+        Ok(key)
+    }
+}
+
 /// One page of a listing. The cursor is inclusive: `start` names the first row to return, and
 /// `next` names the first row not returned. Handing `next` back as `start` therefore continues
 /// exactly where the page stopped; one extra row is read to learn whether it exists.
 pub(super) fn list(conn: &Connection, query: &AttemptQuery) -> Result<AttemptPage, Fault> {
-    let (sql, args) = statement(query);
+    let start = query.start.as_ref().map(RowKey::of_cursor).transpose()?;
+    let (sql, args) = statement(query, start);
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;
     let mut page = AttemptPage {
@@ -86,26 +121,26 @@ pub(super) fn list(conn: &Connection, query: &AttemptQuery) -> Result<AttemptPag
         next: None,
     };
     while let Some(row) = rows.next()? {
-        let cursor = AttemptCursor {
+        let key = RowKey {
             seq: row.get(0)?,
             created: row.get(1)?,
         };
         if page.attempts.len() == query.limit {
-            page.next = Some(cursor);
+            page.next = Some(key.cursor());
             break;
         }
         let doc = match row.get_ref(2)? {
-            ValueRef::Blob(stored) => decompress(stored, cursor.seq)?,
+            ValueRef::Blob(stored) => decompress(stored, key.seq)?,
             // Written before attempts were compressed.
             ValueRef::Text(json) => decode(
                 "attempts",
-                &cursor.seq.to_string(),
+                &key.seq.to_string(),
                 &String::from_utf8_lossy(json),
             )?,
             _ => {
                 return Err(Fault::BadDoc(format!(
                     "attempt {} has no document",
-                    cursor.seq
+                    key.seq
                 )))
             }
         };
@@ -114,9 +149,9 @@ pub(super) fn list(conn: &Connection, query: &AttemptQuery) -> Result<AttemptPag
     Ok(page)
 }
 
-/// The listing's SQL and its parameters. Only fixed fragments are chosen here; every value
-/// travels as a parameter.
-fn statement(query: &AttemptQuery) -> (String, Vec<SqlValue>) {
+/// The listing's SQL and its parameters, resuming at `start`. Only fixed fragments are chosen
+/// here; every value travels as a parameter.
+fn statement(query: &AttemptQuery, start: Option<RowKey>) -> (String, Vec<SqlValue>) {
     let (order, from_cursor) = if query.ascending {
         ("ASC", ">=")
     } else {
@@ -143,7 +178,7 @@ fn statement(query: &AttemptQuery) -> (String, Vec<SqlValue>) {
         sql.push_str(" AND hook_id = ?");
         args.push(SqlValue::Text(hook.clone()));
     }
-    if let Some(start) = query.start {
+    if let Some(start) = start {
         // A row-value comparison, which SQLite turns into a range scan on the index.
         sql.push_str(&format!(" AND (created, seq) {from_cursor} (?, ?)"));
         args.push(SqlValue::Integer(start.created));
@@ -169,10 +204,10 @@ mod tests {
 
     /// A listing must read rows in index order, however large the account's history: a plan
     /// that sorts ("USE TEMP B-TREE FOR ORDER BY") would read every matching row per page.
-    fn assert_walks_index(query: &AttemptQuery, index: &str) {
+    fn assert_walks_index(query: &AttemptQuery, start: Option<RowKey>, index: &str) {
         let mut conn = Connection::open_in_memory().unwrap();
         schema::migrate(&mut conn).unwrap();
-        let (sql, args) = statement(query);
+        let (sql, args) = statement(query, start);
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let mut rows = stmt.query(params_from_iter(args)).unwrap();
         let mut plan = String::new();
@@ -184,7 +219,7 @@ mod tests {
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
-    fn query(hook: Option<&str>, ascending: bool, start: Option<AttemptCursor>) -> AttemptQuery {
+    fn query(hook: Option<&str>, ascending: bool) -> AttemptQuery {
         AttemptQuery {
             account: AccountId::from_bytes([1; 16]),
             hook: hook.map(str::to_owned),
@@ -192,29 +227,50 @@ mod tests {
             created_to: 100,
             ascending,
             limit: 10,
-            start,
+            start: None,
         }
     }
 
+    const KEY: Option<RowKey> = Some(RowKey {
+        created: 50,
+        seq: 7,
+    });
+
     #[test]
     fn account_listing_walks_the_time_index() {
-        let cursor = Some(AttemptCursor {
-            created: 50,
-            seq: 7,
-        });
-        for (ascending, start) in [(false, None), (false, cursor), (true, cursor)] {
-            assert_walks_index(&query(None, ascending, start), "attempts_by_time");
+        for (ascending, start) in [(false, None), (false, KEY), (true, KEY)] {
+            assert_walks_index(&query(None, ascending), start, "attempts_by_time");
         }
     }
 
     #[test]
     fn hook_listing_walks_the_hook_index() {
-        let cursor = Some(AttemptCursor {
-            created: 50,
-            seq: 7,
-        });
-        for (ascending, start) in [(false, None), (false, cursor), (true, cursor)] {
-            assert_walks_index(&query(Some("h"), ascending, start), "attempts_by_hook");
+        for (ascending, start) in [(false, None), (false, KEY), (true, KEY)] {
+            assert_walks_index(&query(Some("h"), ascending), start, "attempts_by_hook");
+        }
+    }
+
+    #[test]
+    fn a_cursor_reads_back_as_the_key_it_was_made_from() {
+        for (created, seq) in [(63_900_000_000, 1), (0, 0), (-5, 3), (i64::MIN, i64::MAX)] {
+            let key = RowKey { created, seq };
+            assert_eq!(RowKey::of_cursor(&key.cursor()).unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn a_cursor_this_store_did_not_spell_is_refused() {
+        // The last is the `<created>-<seq>` spelling of earlier builds.
+        for text in [
+            "", "at.", "at.1", "at.1.", "at.1.2.3", "at.+1.2", "at.01.2", "1000-42",
+        ] {
+            assert!(
+                matches!(
+                    RowKey::of_cursor(&AttemptCursor::new(text)),
+                    Err(Fault::Store(StoreError::BadPosition(t))) if t == text
+                ),
+                "{text}"
+            );
         }
     }
 }

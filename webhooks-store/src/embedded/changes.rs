@@ -21,16 +21,19 @@
 //! A reader that sees position `n` therefore already sees every position below `n`, and a
 //! follower that continues from `n` cannot miss a write committed later.
 //!
+//! Callers see a position as an opaque [`FeedPosition`] spelt `seq-<n>` ([`position`]), not as
+//! `n`: CouchDB's positions are opaque strings, and a caller that counted on numbers would
+//! pass every test against this store and fail against CouchDB. With the prefix it fails here.
+//!
 //! [`HookStore::hook_changes`]: webhooks_core::store::HookStore::hook_changes
 //! [`all_hooks`]: webhooks_core::store::HookStore::all_hooks
 
 use rusqlite::{params, Connection, Transaction};
 use serde_json::{Map, Value};
-use webhooks_core::store::HookChanges;
+use webhooks_core::store::{FeedPosition, HookChanges, StoreError};
 use webhooks_core::Doc;
 
-use super::docs::decode;
-use super::Fault;
+use super::{decode, Fault};
 
 /// How many hook writes a tombstone survives. A follower polling about once a second is never
 /// this far behind (every write is an fsynced transaction, a few thousand a second at best),
@@ -95,15 +98,14 @@ fn prune(tx: &Transaction<'_>, newest: i64, window: i64) -> Result<(), Fault> {
 
 /// One page of the feed. One statement, so one read snapshot: the docs and `last` agree even
 /// while another process writes.
-pub(super) fn list(conn: &Connection, since: u64, limit: usize) -> Result<HookChanges, Fault> {
-    let mut page = HookChanges {
-        docs: Vec::with_capacity(limit.min(1024)),
-        last: since,
-    };
-    // Positions are SQLite integers (i64); one beyond that range is past every write.
-    let Ok(from) = i64::try_from(since) else {
-        return Ok(page);
-    };
+pub(super) fn list(
+    conn: &Connection,
+    since: FeedPosition,
+    limit: usize,
+) -> Result<HookChanges, Fault> {
+    let from = seq_of(&since)?;
+    let mut docs = Vec::with_capacity(limit.min(1024));
+    let mut last = None;
     let mut stmt = conn.prepare(FEED)?;
     let mut rows = stmt.query(params![from, i64::try_from(limit).unwrap_or(i64::MAX)])?;
     while let Some(row) = rows.next()? {
@@ -111,14 +113,36 @@ pub(super) fn list(conn: &Connection, since: u64, limit: usize) -> Result<HookCh
         let id: String = row.get(1)?;
         let account: Option<String> = row.get(2)?;
         let json: Option<String> = row.get(3)?;
-        page.docs.push(match json {
+        docs.push(match json {
             Some(json) => decode("hooks", &id, &json)?,
             None => tombstone(id, account),
         });
-        page.last = u64::try_from(seq)
-            .map_err(|_| Fault::BadDoc(format!("hook change position {seq} is negative")))?;
+        last = Some(seq);
     }
-    Ok(page)
+    // An empty page hands `since` back as it came, the beginning included.
+    let last = last.map_or(since, position);
+    Ok(HookChanges { docs, last })
+}
+
+/// How this store spells position `seq` for callers.
+fn position(seq: i64) -> FeedPosition {
+    FeedPosition::new(format!("seq-{seq}"))
+}
+
+/// The position behind `since`: 0 for the beginning, else the `n` of a `seq-<n>` this store
+/// made. Anything else is refused, a bare number included, and so is a spelling of `n` that
+/// [`position`] would not produce (`seq-+5`, `seq-05`): each position has one text, so
+/// callers may compare positions by it.
+fn seq_of(since: &FeedPosition) -> Result<i64, Fault> {
+    if since.is_beginning() {
+        return Ok(0);
+    }
+    since
+        .as_str()
+        .strip_prefix("seq-")
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|&seq| seq > 0 && position(seq) == *since)
+        .ok_or_else(|| StoreError::BadPosition(since.as_str().to_owned()).into())
 }
 
 /// What a follower needs to forget a hard-deleted hook: its id, its account (when it had one)
@@ -198,6 +222,29 @@ mod tests {
             .map(|(id, _)| tombstone_seq(&tx, id).unwrap())
             .collect();
         assert_eq!(kept, [None, None, None, Some(4), Some(5)]);
+    }
+
+    #[test]
+    fn a_position_reads_back_as_the_seq_it_was_made_from() {
+        for seq in [1, 42, i64::MAX] {
+            assert_eq!(seq_of(&position(seq)).unwrap(), seq);
+        }
+        assert_eq!(seq_of(&FeedPosition::beginning()).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_position_this_store_did_not_spell_is_refused() {
+        for text in [
+            "42", "seq-", "seq-0", "seq--1", "seq-+5", "seq-05", "seq-1x", "SEQ-1",
+        ] {
+            assert!(
+                matches!(
+                    seq_of(&FeedPosition::new(text)),
+                    Err(Fault::Store(StoreError::BadPosition(t))) if t == text
+                ),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -5,17 +5,16 @@
 //! revision, and every save stamps a fresh `_rev`. Writers take the caller's immediate
 //! transaction, so the revision read and the write cannot be separated by another writer.
 
-use rand::Rng;
 use rusqlite::{params, Connection, OptionalExtension, Params, Transaction};
 use serde_json::{Map, Value};
-use webhooks_core::ids::hex32;
+use webhooks_core::ids::{new_doc_id, random_hex};
 use webhooks_core::store::StoreError;
 use webhooks_core::{AccountId, Doc};
 
-use super::{changes, Fault};
+use super::{changes, decode, Fault};
 
 pub(super) fn save_account(tx: &Transaction<'_>, doc: Doc) -> Result<Doc, Fault> {
-    let id = doc_id(&doc)?.unwrap_or_else(random_hex32);
+    let id = doc_id(&doc)?.unwrap_or_else(new_doc_id);
     let (doc, rev, json) = revise(
         tx,
         "SELECT rev FROM accounts WHERE id = ?1",
@@ -85,7 +84,7 @@ pub(super) fn delete_account(tx: &Transaction<'_>, id: &AccountId) -> Result<boo
 }
 
 pub(super) fn save_hook(tx: &Transaction<'_>, doc: Doc) -> Result<Doc, Fault> {
-    let id = doc_id(&doc)?.unwrap_or_else(random_hex32);
+    let id = doc_id(&doc)?.unwrap_or_else(new_doc_id);
     let (doc, rev, json) = revise(tx, "SELECT rev FROM hooks WHERE id = ?1", [&id], doc, &id)?;
     let seq = changes::next_seq(tx)?;
     tx.execute(
@@ -234,7 +233,9 @@ fn next_rev(given: Option<&str>, stored: Option<&str>) -> Result<String, Fault> 
         (Some(given), Some(stored)) if given == stored => rev_generation(stored)?,
         _ => return Err(StoreError::Conflict.into()),
     };
-    Ok(format!("{}-{}", generation + 1, random_hex32()))
+    // CouchDB digests the body for the hash; only its uniqueness matters here, so it is 16
+    // random bytes, in the same 32-hex shape.
+    Ok(format!("{}-{}", generation + 1, random_hex(16)))
 }
 
 /// The `<n>` of a `<n>-<hash>` revision.
@@ -271,21 +272,6 @@ fn doc_rev(doc: &Doc) -> Result<Option<&str>, Fault> {
         Some(Value::String(rev)) => Ok(Some(rev)),
         Some(other) => Err(Fault::BadDoc(format!("_rev must be a string, got {other}"))),
     }
-}
-
-/// 32 random lowercase hex characters: the shape of KAZOO's generated ids and of CouchDB's
-/// revision hashes.
-pub(super) fn random_hex32() -> String {
-    hex32(rand::rng().random())
-}
-
-/// Parses a stored document, naming the row when it is not a JSON object.
-pub(super) fn decode(table: &'static str, key: &str, json: &str) -> Result<Doc, Fault> {
-    serde_json::from_str(json).map_err(|source| Fault::Corrupt {
-        table,
-        key: key.to_owned(),
-        source,
-    })
 }
 
 fn one(
