@@ -23,7 +23,7 @@ use crate::error::AmqpError;
 use crate::node::NodeQueue;
 use crate::publisher::Publisher;
 use crate::reenable::Reenabler;
-use crate::shared::SharedQueue;
+use crate::shared::{SharedQueue, WindDown};
 use crate::stats::{inc, AmqpStats};
 
 /// Opening a connection and declaring everything must fit in this, or the attempt counts as
@@ -120,6 +120,7 @@ impl Supervisor {
                 "AMQP connection re-established; consuming again"
             );
         }
+        self.publisher.close();
         tracing::info!("AMQP transport stopped");
     }
 
@@ -192,17 +193,16 @@ impl Supervisor {
             self.publisher.disconnected();
         }
         finish_within(node_task, CLOSE_TIMEOUT, "configuration consumer").await;
-        if let Err(e) = shared_task.await {
+        let wind_down = shared_task.await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "the shared queue consumer failed");
-        }
+            WindDown::default()
+        });
         if let SessionEnd::Lost(_) = end {
             self.shared.connection_lost(lost_at);
         }
         self.publisher.disconnected();
         close(&connection).await;
-        if let SessionEnd::Lost(reason) = &end {
-            tracing::warn!(%reason, "AMQP connection lost; reconnecting");
-        }
+        report(&end, &wind_down);
         end
     }
 
@@ -250,6 +250,25 @@ async fn finish_within(mut task: JoinHandle<()>, limit: Duration, what: &str) {
         if !e.is_cancelled() {
             tracing::error!(error = %e, "the {what} failed");
         }
+    }
+}
+
+/// Says what a session left behind.
+fn report(end: &SessionEnd, left: &WindDown) {
+    match end {
+        SessionEnd::Stopped => tracing::info!(
+            finished = left.finished,
+            unacknowledged = left.unsettled,
+            requeued = left.not_started,
+            "AMQP consumers cancelled and connection closed: handovers in progress finished \
+             and were acknowledged; messages received but not started are requeued by the broker"
+        ),
+        SessionEnd::Lost(reason) => tracing::warn!(
+            %reason,
+            finished = left.finished,
+            unacknowledged = left.unsettled,
+            "AMQP connection lost; unacknowledged messages will be redelivered; reconnecting"
+        ),
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 use webhooks_core::transport::{ConfigListener, DocAction, DocChange};
 use webhooks_core::{AccountId, Event};
 
-use crate::ending::{SessionEnd, SessionEnding};
+use crate::ending::{cancel_consumer, SessionEnd, SessionEnding};
 use crate::message::decode;
 use crate::stats::{inc, AmqpStats};
 
@@ -34,17 +34,23 @@ impl NodeQueue {
         Arc::new(NodeQueue { listener, stats })
     }
 
-    /// Applies notices one at a time until the session ends.
+    /// Applies notices one at a time until the session ends. Then it cancels the consumer, so
+    /// the broker stops delivering, and applies the notices already received (they were sent
+    /// without acknowledgement, so they are this node's or nobody's) until the stream ends.
     pub(crate) async fn consume(
         self: Arc<Self>,
-        _channel: Channel,
+        channel: Channel,
         mut consumer: Consumer,
         ending: SessionEnding,
     ) {
         let _guard = ending.end_when_dropped("configuration consumer");
+        let mut cancelled = false;
         loop {
             tokio::select! {
-                _ = ending.ended() => return,
+                _ = ending.ended(), if !cancelled => {
+                    cancelled = true;
+                    cancel_consumer(&channel, &consumer, "configuration consumer").await;
+                }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => self.apply(&delivery).await,
                     Some(Err(e)) => {
@@ -52,8 +58,10 @@ impl NodeQueue {
                         return;
                     }
                     None => {
-                        let why = "configuration consumer cancelled by the broker";
-                        ending.end(SessionEnd::Lost(why.into()));
+                        if !cancelled {
+                            let why = "configuration consumer cancelled by the broker";
+                            ending.end(SessionEnd::Lost(why.into()));
+                        }
                         return;
                     }
                 }

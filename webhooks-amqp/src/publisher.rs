@@ -3,7 +3,8 @@
 //! Every connection has one channel in confirm mode for publishing; a [`Publisher`] always
 //! points at the current one. A publish made while the connection is down waits for the next
 //! connection (KAZOO's notify publisher also waits, up to 30 s), so a `webhook_disabled`
-//! raised during a broker restart still goes out.
+//! raised during a broker restart still goes out. Once the transport is shut down there is
+//! no next connection, and a waiting publish fails at once.
 
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ enum Link {
     Down,
     /// The current connection's publishing channel.
     Up(Channel),
+    /// The transport was shut down: there will be no next connection.
+    Closed,
 }
 
 /// A handle on the current publishing channel. Clones share it: the connection supervisor
@@ -56,6 +59,11 @@ impl Publisher {
             }
             was_up
         });
+    }
+
+    /// The transport stopped: publishes waiting for a connection fail now, later ones at once.
+    pub(crate) fn close(&self) {
+        self.link.send_replace(Link::Closed);
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -109,7 +117,7 @@ impl Publisher {
             .map_err(|_| AmqpError::NotConnected)?;
         match &*ready {
             Link::Up(channel) => Ok(channel.clone()),
-            Link::Down => Err(AmqpError::NotConnected),
+            Link::Down | Link::Closed => Err(AmqpError::NotConnected),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! connection drops first, the broker gives it again, to this node or another.
 //!
 //! When the session ends the consumer is cancelled first, so the broker sends nothing more;
-//! the handovers in progress finish and are acknowledged on the still-open channel.
+//! the handovers in progress finish and are acknowledged on the still-open channel; messages
+//! received but not started are left unacknowledged, and the broker requeues them when the
+//! connection closes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +35,18 @@ pub(crate) struct SharedQueue {
     stats: Arc<AmqpStats>,
 }
 
+/// What the shared queue's consumer left when its session ended.
+#[derive(Debug, Default)]
+pub(crate) struct WindDown {
+    /// Handovers in progress when the session began to end. All of them finished.
+    pub(crate) finished: usize,
+    /// Of those, the ones whose ack (or reject) could not be sent: the broker redelivers them.
+    pub(crate) unsettled: usize,
+    /// Received but not started: never acknowledged, so the broker requeues them when the
+    /// connection closes.
+    pub(crate) not_started: usize,
+}
+
 impl SharedQueue {
     pub(crate) fn new(
         events: Arc<dyn EventSink>,
@@ -53,7 +67,7 @@ impl SharedQueue {
         channel: Channel,
         mut consumer: Consumer,
         ending: SessionEnding,
-    ) {
+    ) -> WindDown {
         let _guard = ending.end_when_dropped("shared queue consumer");
         let mut in_flight = JoinSet::new();
         // Whether the stream is still open when the loop ends: the session is ending for
@@ -150,15 +164,25 @@ async fn wind_down(
     consumer: &mut Consumer,
     mut in_flight: JoinSet<bool>,
     open: bool,
-) {
-    if open {
-        cancel_consumer(channel, consumer, "shared queue consumer").await;
+) -> WindDown {
+    let mut left = WindDown {
+        finished: in_flight.len(),
+        ..WindDown::default()
+    };
+    if open && cancel_consumer(channel, consumer, "shared queue consumer").await {
+        // What the broker sent before it confirmed the cancel: not started, not acked.
+        while let Some(Ok(_)) = consumer.next().await {
+            left.not_started += 1;
+        }
     }
     // A handler is never aborted: one stopped halfway through handing an event to the
     // engine would leave some of its deliveries queued and some not.
     while let Some(done) = in_flight.join_next().await {
-        settled(done);
+        if !settled(done) {
+            left.unsettled += 1;
+        }
     }
+    left
 }
 
 /// Rejects a message: requeued to be handled again, or not (dead-lettered when configured).

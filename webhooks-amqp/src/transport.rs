@@ -1,12 +1,12 @@
 //! [`AmqpTransport::start`] and the [`AmqpHandle`] it returns: where the transport's parts
 //! are put together, and what the rest of the daemon holds.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use webhooks_core::transport::{ConfigListener, Notifier};
 use webhooks_core::{Event, EventSink, ModuleRegistry};
@@ -110,21 +110,25 @@ impl AmqpHandle {
             .await
     }
 
-    /// Stops consuming, lets the messages being handled finish (their acks go out on the
-    /// still-open channel), and closes the connection. Messages prefetched but not started
-    /// are requeued by the broker for the other nodes. Idempotent.
+    /// Stops the transport and returns once nothing of it runs any more:
+    /// 1. both consumers (the shared queue's and the configuration queue's) are cancelled,
+    ///    so the broker delivers nothing more;
+    /// 2. the handovers in progress finish, and are acknowledged on the still-open channel;
+    /// 3. the connection is closed, and the broker requeues the messages received but not
+    ///    started, for the other nodes;
+    /// 4. publishes waiting for a connection fail.
+    ///
+    /// During a reconnect backoff it returns at once. Idempotent; a second caller waits
+    /// for the first.
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
-        let task = self
-            .inner
-            .supervisor
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(task) = task {
+        // Held across the wait, so that every caller returns only once the task is done.
+        let mut supervisor = self.inner.supervisor.lock().await;
+        if let Some(task) = supervisor.as_mut() {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "AMQP transport task failed");
             }
+            *supervisor = None;
         }
     }
 }
