@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use webhooks_core::config::node_name;
+
 /// KAZOO's name for the queue every webhooks node consumes events from.
 pub const DEFAULT_SHARED_QUEUE: &str = "webhooks_shared_listener";
 
@@ -31,7 +33,10 @@ pub struct AmqpConfig {
     /// `x-dead-letter-exchange`. The exchange is the operator's to declare; without it, a
     /// rejected message is dropped (and counted).
     pub dead_letter_exchange: Option<String>,
-    /// This node's name, sent as `Node` in replies and shown as the connection name.
+    /// This node's name, sent as `Node` in replies, used as the shared queue's consumer tag
+    /// and shown as the connection name. Defaults to `webhooksd@localhost`: the daemon reads
+    /// the host's name once and sets the real one
+    /// ([`node_name`](webhooks_core::config::node_name)).
     pub node: String,
     /// First wait before reconnecting; doubled after each failed attempt up to
     /// `reconnect_max`. KAZOO waits 500 ms, then up to 5 s.
@@ -47,7 +52,7 @@ impl AmqpConfig {
             shared_queue: DEFAULT_SHARED_QUEUE.into(),
             prefetch: DEFAULT_PREFETCH,
             dead_letter_exchange: None,
-            node: format!("webhooks@{}", hostname()),
+            node: node_name("localhost"),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(5),
         }
@@ -68,16 +73,6 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f")
     }
-}
-
-/// The machine's name, for `Node`; `localhost` when it cannot be read.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]
@@ -102,6 +97,6 @@ mod tests {
         assert_eq!(c.shared_queue, "webhooks_shared_listener");
         assert_eq!(c.reconnect_min, Duration::from_millis(500));
         assert_eq!(c.reconnect_max, Duration::from_secs(5));
-        assert!(c.node.starts_with("webhooks@"));
+        assert_eq!(c.node, node_name("localhost"));
     }
 }

@@ -9,12 +9,22 @@
 //! [`ConfigListener`](webhooks_core::transport::ConfigListener) for configuration, and it is
 //! the engine's [`Notifier`](webhooks_core::transport::Notifier).
 //!
-//! Start with [`AmqpTransport::start`], then:
-//! - `connection.rs`: one connection's declarations and consumers, and the reconnect loop;
-//! - `shared.rs`: the queue the cluster shares (each event to one node), ack after handover;
+//! Start with [`AmqpTransport::start`]; a message is followed from the top down, and no file
+//! imports one above it:
+//! - `transport.rs`: puts the parts together; the [`AmqpHandle`] the daemon holds (shutdown,
+//!   publish, and the engine's `Notifier`);
+//! - `connection.rs`: the supervisor: opens a session (a connection, its consumers and its
+//!   publishing channel), serves it, winds it down, reconnects with backoff;
+//! - `declare.rs`: what each connection declares, binds and consumes;
+//! - `shared.rs`: the queue the cluster shares (each event to one node): handover to the
+//!   engine, ack after, cancel and wind-down; `redelivery.rs`: recognising the redelivery of
+//!   a message already handed over;
 //! - `node.rs`: this node's own queue of document change notices;
-//! - `reenable.rs` and `notify.rs`: what goes back out;
-//! - [`keys`]: KAZOO's exchanges and routing keys, also for whoever publishes to us.
+//! - `reenable.rs`: crossbar's re-enable requests, answered through `publisher.rs`: what goes
+//!   back out (replies, notifications), on whatever connection is current;
+//! - leaves that import nothing of the above: `ending.rs` (how a session ends), `error.rs`,
+//!   `message.rs` (decoding a delivery), `config.rs`, `stats.rs`, and [`keys`]: KAZOO's
+//!   exchanges and routing keys, also for whoever publishes to us.
 //!
 //! Guarantees: an event is acknowledged only after the engine took it, so a crash or a lost
 //! connection never loses one (the broker redelivers; a redelivery of an event this node
@@ -24,21 +34,27 @@
 
 mod config;
 mod connection;
+mod declare;
+mod ending;
+mod error;
 pub mod keys;
+mod message;
 mod node;
-mod notify;
+mod publisher;
+mod redelivery;
 mod reenable;
 mod shared;
 mod stats;
 mod transport;
 
 pub use config::{AmqpConfig, DEFAULT_PREFETCH, DEFAULT_SHARED_QUEUE};
-pub use connection::declare_kazoo_exchanges;
+pub use declare::declare_kazoo_exchanges;
+pub use error::AmqpError;
 pub use keys::{
     call_event_key, doc_change_key, doc_type_update_key, encode_segment, exchanges,
     notification_key, route_for, Route,
 };
-pub use notify::NOTIFY_PATIENCE;
+pub use publisher::NOTIFY_PATIENCE;
 pub use reenable::APP_VERSION;
 pub use stats::AmqpStatsSnapshot;
-pub use transport::{AmqpError, AmqpHandle, AmqpTransport};
+pub use transport::{AmqpHandle, AmqpTransport};

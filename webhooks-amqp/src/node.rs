@@ -14,48 +14,75 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::Consumer;
+use lapin::{Channel, Consumer};
 use serde_json::Value;
-use tokio::sync::watch;
-use webhooks_core::transport::{DocAction, DocChange};
+use webhooks_core::transport::{ConfigListener, DocAction, DocChange};
 use webhooks_core::{AccountId, Event};
 
-use crate::connection::{stopped, SessionEnd};
-use crate::shared::decode;
-use crate::stats::inc;
-use crate::transport::Ctx;
+use crate::ending::{cancel_consumer, SessionEnd, SessionEnding};
+use crate::message::decode;
+use crate::stats::{inc, AmqpStats};
 
-/// Consumes the node queue until the connection is lost or the transport stops.
-pub(crate) async fn consume(
-    ctx: Arc<Ctx>,
-    mut consumer: Consumer,
-    mut stop: watch::Receiver<bool>,
-) -> SessionEnd {
-    loop {
-        tokio::select! {
-            _ = stopped(&mut stop) => return SessionEnd::Stopped,
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => handle(&ctx, &delivery).await,
-                Some(Err(e)) => return SessionEnd::Lost(format!("configuration listener: {e}")),
-                None => {
-                    return SessionEnd::Lost("configuration listener cancelled by the broker".into())
+/// The configuration-notice consumer's state: who applies the notices.
+pub(crate) struct NodeQueue {
+    listener: Arc<dyn ConfigListener>,
+    stats: Arc<AmqpStats>,
+}
+
+impl NodeQueue {
+    pub(crate) fn new(listener: Arc<dyn ConfigListener>, stats: Arc<AmqpStats>) -> Arc<Self> {
+        Arc::new(NodeQueue { listener, stats })
+    }
+
+    /// Applies notices one at a time until the session ends. Then it cancels the consumer, so
+    /// the broker stops delivering, and applies the notices already received (they were sent
+    /// without acknowledgement, so they are this node's or nobody's) until the stream ends.
+    pub(crate) async fn consume(
+        self: Arc<Self>,
+        channel: Channel,
+        mut consumer: Consumer,
+        ending: SessionEnding,
+    ) {
+        let _guard = ending.end_when_dropped("configuration consumer");
+        let mut cancelled = false;
+        loop {
+            tokio::select! {
+                _ = ending.ended(), if !cancelled => {
+                    cancelled = true;
+                    cancel_consumer(&channel, &consumer, "configuration consumer").await;
+                }
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => self.apply(&delivery).await,
+                    Some(Err(e)) => {
+                        ending.end(SessionEnd::Lost(format!("configuration consumer: {e}")));
+                        return;
+                    }
+                    None => {
+                        if !cancelled {
+                            let why = "configuration consumer cancelled by the broker";
+                            ending.end(SessionEnd::Lost(why.into()));
+                        }
+                        return;
+                    }
                 }
             }
         }
     }
-}
 
-async fn handle(ctx: &Ctx, delivery: &Delivery) {
-    let routing_key = delivery.routing_key.as_str();
-    match decode(delivery).map(|e| doc_change(&e, routing_key)) {
-        Ok(Some(change)) => {
-            ctx.config_listener.doc_changed(&change).await;
-            inc(&ctx.stats.config_notices);
-            tracing::debug!(?change, "doc change notice applied");
-        }
-        Ok(None) => tracing::debug!(routing_key, "configuration message is no doc change notice"),
-        Err(why) => {
-            tracing::warn!(routing_key, reason = %why.0, "malformed doc change notice ignored")
+    async fn apply(&self, delivery: &Delivery) {
+        let routing_key = delivery.routing_key.as_str();
+        match decode(delivery).map(|e| doc_change(&e, routing_key)) {
+            Ok(Some(change)) => {
+                self.listener.doc_changed(&change).await;
+                inc(&self.stats.config_notices);
+                tracing::debug!(?change, "doc change notice applied");
+            }
+            Ok(None) => {
+                tracing::debug!(routing_key, "configuration message is no doc change notice")
+            }
+            Err(why) => {
+                tracing::warn!(routing_key, reason = %why.0, "malformed doc change notice ignored")
+            }
         }
     }
 }

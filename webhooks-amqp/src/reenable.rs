@@ -6,15 +6,17 @@
 //! KAZOO the object module also receives it (it binds `#`) and crashes on it (§16.27); here it
 //! is taken before the modules see it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use webhooks_core::transport::ConfigListener;
 use webhooks_core::{AccountId, Event};
 
 use crate::keys::exchanges;
-use crate::shared::{Malformed, Outcome};
-use crate::stats::inc;
-use crate::transport::Ctx;
+use crate::message::{Malformed, Outcome};
+use crate::publisher::Publisher;
+use crate::stats::{inc, AmqpStats};
 
 /// The `App-Version` this application reports.
 pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,50 +26,102 @@ pub(crate) fn is_request(event: &Event) -> bool {
     event.category() == Some("configuration") && event.name() == Some("doc_type_update")
 }
 
-/// Re-enables the account's auto-disabled hooks (and its descendants' for
-/// `Action: descendants`), then answers on the `targeted` exchange.
-///
-/// `Type` is required (KAZOO's `doc_type_update_v`); a request for another document type is
-/// not ours and is acknowledged untouched. A request without a usable `Account-ID` is
-/// malformed (KAZOO's handler crashes on it). A store failure is answered with
-/// `"status": "error"` so crossbar does not wait for nothing.
-///
-/// A reply that cannot be sent (the connection just dropped) makes the request go back to the
-/// queue rather than count as done: handled again, the re-enable finds nothing left to do and
-/// the reply goes out then.
-pub(crate) async fn handle(ctx: &Ctx, request: &Event) -> Outcome {
-    let doc_type = match request.required_str("Type") {
-        Ok(t) => t,
-        Err(e) => return Outcome::Malformed(Malformed(e.to_string())),
-    };
-    if doc_type != "webhook" {
-        tracing::debug!(doc_type, "doc_type_update for another type ignored");
-        return Outcome::Done;
+/// Answers re-enable requests: the engine does the re-enabling, the publisher carries the
+/// reply.
+pub(crate) struct Reenabler {
+    listener: Arc<dyn ConfigListener>,
+    publisher: Publisher,
+    /// This node's name, the replies' `Node`.
+    node: String,
+    stats: Arc<AmqpStats>,
+}
+
+impl Reenabler {
+    pub(crate) fn new(
+        listener: Arc<dyn ConfigListener>,
+        publisher: Publisher,
+        node: String,
+        stats: Arc<AmqpStats>,
+    ) -> Self {
+        Reenabler {
+            listener,
+            publisher,
+            node,
+            stats,
+        }
     }
-    let account = match request
-        .required_str("Account-ID")
-        .map_err(|e| e.to_string())
-        .and_then(|a| AccountId::parse(a).map_err(|e| e.to_string()))
-    {
-        Ok(a) => a,
-        Err(e) => return Outcome::Malformed(Malformed(e)),
-    };
-    let descendants = request.str("Action") == Some("descendants");
-    inc(&ctx.stats.reenable_requests);
-    let status = match ctx.config_listener.reenable(&account, descendants).await {
-        Ok(count) => {
-            tracing::info!(%account, descendants, count, "re-enable request done");
-            "success"
+
+    /// Re-enables the account's auto-disabled hooks (and its descendants' for
+    /// `Action: descendants`), then answers on the `targeted` exchange.
+    ///
+    /// `Type` is required (KAZOO's `doc_type_update_v`); a request for another document type is
+    /// not ours and is acknowledged untouched. A request without a usable `Account-ID` is
+    /// malformed (KAZOO's handler crashes on it). A store failure is answered with
+    /// `"status": "error"` so crossbar does not wait for nothing.
+    ///
+    /// A reply that cannot be sent (the connection just dropped) makes the request go back to the
+    /// queue rather than count as done: handled again, the re-enable finds nothing left to do and
+    /// the reply goes out then.
+    pub(crate) async fn handle(&self, request: &Event) -> Outcome {
+        let doc_type = match request.required_str("Type") {
+            Ok(t) => t,
+            Err(e) => return Outcome::Malformed(Malformed(e.to_string())),
+        };
+        if doc_type != "webhook" {
+            tracing::debug!(doc_type, "doc_type_update for another type ignored");
+            return Outcome::Done;
         }
-        Err(e) => {
-            tracing::error!(%account, error = %e, "re-enable request failed");
-            "error"
+        let account = match request
+            .required_str("Account-ID")
+            .map_err(|e| e.to_string())
+            .and_then(|a| AccountId::parse(a).map_err(|e| e.to_string()))
+        {
+            Ok(a) => a,
+            Err(e) => return Outcome::Malformed(Malformed(e)),
+        };
+        let descendants = request.str("Action") == Some("descendants");
+        inc(&self.stats.reenable_requests);
+        let status = match self.listener.reenable(&account, descendants).await {
+            Ok(count) => {
+                tracing::info!(%account, descendants, count, "re-enable request done");
+                "success"
+            }
+            Err(e) => {
+                tracing::error!(%account, error = %e, "re-enable request failed");
+                "error"
+            }
+        };
+        if self.reply(request, status).await {
+            Outcome::Done
+        } else {
+            Outcome::Again
         }
-    };
-    if reply(ctx, request, status).await {
-        Outcome::Done
-    } else {
-        Outcome::Again
+    }
+
+    /// Sends the reply now, on this connection; false if it could not be sent.
+    async fn reply(&self, request: &Event, status: &str) -> bool {
+        let Some(server_id) = request.str("Server-ID").filter(|s| !s.is_empty()) else {
+            tracing::debug!("re-enable request without Server-ID: nobody to answer");
+            return true;
+        };
+        let body = reply_message(request, status, &self.node).to_string();
+        // No patience: the next connection opens only after this handler returns.
+        match self
+            .publisher
+            .publish(
+                exchanges::TARGETED,
+                server_id,
+                body.as_bytes(),
+                Duration::ZERO,
+            )
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(server_id, error = %e, "re-enable reply not sent; request requeued");
+                false
+            }
+        }
     }
 }
 
@@ -87,32 +141,6 @@ pub(crate) fn reply_message(request: &Event, status: &str, node: &str) -> Value 
     reply
 }
 
-/// Sends the reply now, on this connection; false if it could not be sent.
-async fn reply(ctx: &Ctx, request: &Event, status: &str) -> bool {
-    let Some(server_id) = request.str("Server-ID").filter(|s| !s.is_empty()) else {
-        tracing::debug!("re-enable request without Server-ID: nobody to answer");
-        return true;
-    };
-    let body = reply_message(request, status, &ctx.config.node).to_string();
-    // No patience: the next connection opens only after this handler returns.
-    match ctx
-        .publisher
-        .publish(
-            exchanges::TARGETED,
-            server_id,
-            body.as_bytes(),
-            Duration::ZERO,
-        )
-        .await
-    {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(server_id, error = %e, "re-enable reply not sent; request requeued");
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,12 +152,12 @@ mod tests {
             "Server-ID": "q"}))
         .unwrap();
         assert!(is_request(&request));
-        let reply = reply_message(&request, "success", "webhooks@n1");
+        let reply = reply_message(&request, "success", "webhooksd@n1");
         assert_eq!(
             reply,
             json!({"status": "success", "Event-Category": "configuration",
                    "Event-Name": "doc_type_updated", "Msg-ID": "m-1", "App-Name": "webhooks",
-                   "App-Version": APP_VERSION, "Node": "webhooks@n1"})
+                   "App-Version": APP_VERSION, "Node": "webhooksd@n1"})
         );
     }
 }

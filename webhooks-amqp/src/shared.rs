@@ -4,294 +4,203 @@
 //! no more unacknowledged messages than that) and is acknowledged only once the engine has
 //! taken the event, so a message this node has not finished with is never lost: if the
 //! connection drops first, the broker gives it again, to this node or another.
+//!
+//! When the session ends the consumer is cancelled first, so the broker sends nothing more;
+//! the handovers in progress finish and are acknowledged on the still-open channel; messages
+//! received but not started are left unacknowledged, and the broker requeues them when the
+//! connection closes.
 
-use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
-use std::io::Read;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
+use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use serde_json::Value;
-use webhooks_core::Event;
+use lapin::{Channel, Consumer};
+use tokio::task::JoinSet;
+use webhooks_core::EventSink;
 
-use crate::reenable;
-use crate::stats::inc;
-use crate::transport::Ctx;
+use crate::ending::{cancel_consumer, SessionEnd, SessionEnding};
+use crate::message::{decode, Malformed, Outcome};
+use crate::redelivery::{fingerprint, Handled};
+use crate::reenable::{self, Reenabler};
+use crate::stats::{inc, AmqpStats};
 
-/// Largest body accepted after gunzipping: a compressed message can expand a thousandfold,
-/// and nothing KAZOO publishes comes near this.
-const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Why a message cannot be handled. It is rejected without requeue (to the dead-letter
-/// exchange when configured): giving it again would fail again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Malformed(pub(crate) String);
-
-/// What became of one message.
-pub(crate) enum Outcome {
-    /// The engine took it (or the re-enable was done and answered): acknowledge.
-    Done,
-    /// Not finished (a reply could not be sent): requeue, so it is handled again.
-    Again,
-    Malformed(Malformed),
+/// The shared queue consumer's state, kept across connections.
+pub(crate) struct SharedQueue {
+    events: Arc<dyn EventSink>,
+    reenabler: Reenabler,
+    /// Handed-over messages whose ack may not have reached the broker.
+    handled: Handled,
+    stats: Arc<AmqpStats>,
 }
 
-/// Reads a delivery as a KAZOO message: gunzipped when `content_encoding` says `gzip` (KAZOO
-/// compresses large MMS), a JSON object, with `Event-Category` and `Event-Name` strings.
-pub(crate) fn decode(delivery: &Delivery) -> Result<Event, Malformed> {
-    let gzip = delivery
-        .properties
-        .content_encoding()
-        .as_ref()
-        .is_some_and(|e| e.as_str().eq_ignore_ascii_case("gzip"));
-    let inflated;
-    let body: &[u8] = if gzip {
-        inflated = gunzip(&delivery.data)?;
-        &inflated
-    } else {
-        &delivery.data
-    };
-    parse(body)
+/// What the shared queue's consumer left when its session ended.
+#[derive(Debug, Default)]
+pub(crate) struct WindDown {
+    /// Handovers in progress when the session began to end. All of them finished.
+    pub(crate) finished: usize,
+    /// Of those, the ones whose ack (or reject) could not be sent: the broker redelivers them.
+    pub(crate) unsettled: usize,
+    /// Received but not started: never acknowledged, so the broker requeues them when the
+    /// connection closes.
+    pub(crate) not_started: usize,
 }
 
-fn gunzip(data: &[u8]) -> Result<Vec<u8>, Malformed> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(MAX_DECODED_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Malformed(format!("gzip body cannot be decoded: {e}")))?;
-    if out.len() as u64 > MAX_DECODED_BYTES {
-        return Err(Malformed(format!(
-            "gzip body larger than {MAX_DECODED_BYTES} bytes"
-        )));
+impl SharedQueue {
+    pub(crate) fn new(
+        events: Arc<dyn EventSink>,
+        reenabler: Reenabler,
+        stats: Arc<AmqpStats>,
+    ) -> Arc<Self> {
+        Arc::new(SharedQueue {
+            events,
+            reenabler,
+            handled: Handled::default(),
+            stats,
+        })
     }
-    Ok(out)
-}
 
-pub(crate) fn parse(body: &[u8]) -> Result<Event, Malformed> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| Malformed(format!("not JSON: {e}")))?;
-    let event = Event::from_value(value).map_err(|e| Malformed(e.to_string()))?;
-    for header in ["Event-Category", "Event-Name"] {
-        event
-            .required_str(header)
-            .map_err(|e| Malformed(e.to_string()))?;
-    }
-    Ok(event)
-}
-
-/// Handles one delivery from the shared queue and acknowledges or rejects it.
-pub(crate) async fn handle(ctx: Arc<Ctx>, delivery: Delivery) {
-    inc(&ctx.stats.consumed);
-    let fingerprint = fingerprint(&delivery);
-    if delivery.redelivered && ctx.handled.take_redelivered(fingerprint) {
-        inc(&ctx.stats.duplicates_suppressed);
-        tracing::debug!(routing_key = %delivery.routing_key, "redelivery of a message already handled");
-        ack(&ctx, &delivery, None).await;
-        return;
-    }
-    let outcome = match decode(&delivery) {
-        Err(why) => Outcome::Malformed(why),
-        Ok(event) if reenable::is_request(&event) => reenable::handle(&ctx, &event).await,
-        Ok(event) => match ctx.events.publish(event).await {
-            Ok(_) => Outcome::Done,
-            Err(e) => Outcome::Malformed(Malformed(e.to_string())),
-        },
-    };
-    match outcome {
-        Outcome::Done => ack(&ctx, &delivery, Some(fingerprint)).await,
-        Outcome::Again => {
-            let requeue = BasicRejectOptions { requeue: true };
-            if let Err(e) = delivery.acker.reject(requeue).await {
-                tracing::debug!(error = %e, "requeue not sent; the broker will redeliver");
+    /// Hands deliveries over until the session ends, then winds down (see [`wind_down`]).
+    pub(crate) async fn consume(
+        self: Arc<Self>,
+        channel: Channel,
+        mut consumer: Consumer,
+        ending: SessionEnding,
+    ) -> WindDown {
+        let _guard = ending.end_when_dropped("shared queue consumer");
+        let mut in_flight = JoinSet::new();
+        // Whether the stream is still open when the loop ends: the session is ending for
+        // another reason than this consumer's own failure.
+        let stream_open = loop {
+            tokio::select! {
+                _ = ending.ended() => break true,
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        in_flight.spawn(self.clone().handle(delivery));
+                    }
+                    Some(Err(e)) => {
+                        ending.end(SessionEnd::Lost(format!("shared queue: {e}")));
+                        break false;
+                    }
+                    None => {
+                        let why = "shared queue consumer cancelled by the broker";
+                        ending.end(SessionEnd::Lost(why.into()));
+                        break false;
+                    }
+                },
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    settled(done);
+                }
             }
-        }
-        Outcome::Malformed(Malformed(why)) => {
-            inc(&ctx.stats.rejected_malformed);
-            tracing::warn!(
-                exchange = %delivery.exchange,
-                routing_key = %delivery.routing_key,
-                reason = %why,
-                "malformed message rejected"
-            );
-            let requeue = BasicRejectOptions { requeue: false };
-            if let Err(e) = delivery.acker.reject(requeue).await {
-                tracing::debug!(error = %e, "reject not sent; the broker will redeliver");
-            }
-        }
-    }
-}
-
-/// Acknowledges a handled message, noting it in [`Handled`] (see there why).
-async fn ack(ctx: &Ctx, delivery: &Delivery, handled: Option<u64>) {
-    match delivery.acker.ack(BasicAckOptions::default()).await {
-        Ok(true) => {
-            inc(&ctx.stats.acked);
-            if let Some(fingerprint) = handled {
-                ctx.handled.acked(fingerprint);
-            }
-        }
-        Ok(false) | Err(_) => {
-            if let Some(fingerprint) = handled {
-                ctx.handled.unacked(fingerprint);
-            }
-            tracing::debug!(routing_key = %delivery.routing_key, "ack not sent; connection lost");
-        }
-    }
-}
-
-/// Identifies a message across redeliveries (AMQP gives it no id of its own; KAZOO sets no
-/// `message_id`): its exchange, routing key and body.
-fn fingerprint(delivery: &Delivery) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    delivery.exchange.as_str().hash(&mut h);
-    delivery.routing_key.as_str().hash(&mut h);
-    delivery.data.hash(&mut h);
-    h.finish()
-}
-
-/// Acks written in this window before a connection loss may not have reached the broker: it
-/// ignores frames that arrive after it decided to close, and the client only learns of the
-/// close a little later.
-const DOUBT_WINDOW: Duration = Duration::from_secs(1);
-const REMEMBER_AT_MOST: usize = 65_536;
-const REMEMBER_FOR: Duration = Duration::from_secs(600);
-
-/// Messages this node handed to the engine whose acknowledgement may not have reached the
-/// broker, so that their redelivery is acknowledged without a second handover.
-///
-/// Two kinds qualify: acks that could not be sent (the channel was already gone), and acks
-/// sent within [`DOUBT_WINDOW`] before the connection was found lost. Only a message the
-/// broker marks `redelivered` is looked up, and each entry matches once. The cost of the
-/// doubt window is that an ack that did arrive leaves an entry behind until it expires: a
-/// byte-identical message (same exchange, key and body, which KAZOO's `Msg-ID` and
-/// timestamps make unlikely) redelivered meanwhile would be taken for it. Entries are bounded
-/// in number and age; one whose redelivery went to another node also just expires.
-#[derive(Default)]
-pub(crate) struct Handled {
-    inner: Mutex<HandledInner>,
-}
-
-#[derive(Default)]
-struct HandledInner {
-    /// Recent acks on the current connection, oldest first.
-    acked: VecDeque<(u64, Instant)>,
-    /// Handled, acknowledgement in doubt.
-    in_doubt: VecDeque<(u64, Instant)>,
-}
-
-impl Handled {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HandledInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn acked(&self, fingerprint: u64) {
-        let mut inner = self.lock();
-        let now = Instant::now();
-        while inner
-            .acked
-            .front()
-            .is_some_and(|(_, at)| now.duration_since(*at) > DOUBT_WINDOW)
-            || inner.acked.len() >= REMEMBER_AT_MOST
-        {
-            inner.acked.pop_front();
-        }
-        inner.acked.push_back((fingerprint, now));
-    }
-
-    pub(crate) fn unacked(&self, fingerprint: u64) {
-        push_bounded(&mut self.lock().in_doubt, fingerprint, Instant::now());
+        };
+        wind_down(&channel, &mut consumer, in_flight, stream_open).await
     }
 
     /// The connection was found lost at `lost_at`: acks sent shortly before are in doubt.
     pub(crate) fn connection_lost(&self, lost_at: Instant) {
-        let mut inner = self.lock();
-        let recent: Vec<(u64, Instant)> = inner.acked.drain(..).collect();
-        for (fingerprint, at) in recent {
-            if lost_at.saturating_duration_since(at) <= DOUBT_WINDOW {
-                push_bounded(&mut inner.in_doubt, fingerprint, at);
+        self.handled.connection_lost(lost_at);
+    }
+
+    /// Handles one delivery and acknowledges or rejects it; false if that could not be sent.
+    async fn handle(self: Arc<Self>, delivery: Delivery) -> bool {
+        inc(&self.stats.consumed);
+        let fingerprint = fingerprint(&delivery);
+        if delivery.redelivered && self.handled.take_redelivered(fingerprint) {
+            inc(&self.stats.duplicates_suppressed);
+            tracing::debug!(routing_key = %delivery.routing_key, "redelivery of a message already handled");
+            return self.ack(&delivery, None).await;
+        }
+        let outcome = match decode(&delivery) {
+            Err(why) => Outcome::Malformed(why),
+            Ok(event) if reenable::is_request(&event) => self.reenabler.handle(&event).await,
+            Ok(event) => match self.events.publish(event).await {
+                Ok(_) => Outcome::Done,
+                Err(e) => Outcome::Malformed(Malformed(e.to_string())),
+            },
+        };
+        match outcome {
+            Outcome::Done => self.ack(&delivery, Some(fingerprint)).await,
+            Outcome::Again => reject(&delivery, true).await,
+            Outcome::Malformed(Malformed(why)) => {
+                inc(&self.stats.rejected_malformed);
+                tracing::warn!(
+                    exchange = %delivery.exchange,
+                    routing_key = %delivery.routing_key,
+                    reason = %why,
+                    "malformed message rejected"
+                );
+                reject(&delivery, false).await
             }
         }
     }
 
-    /// Is this redelivered message one already handled? Matches (and forgets) one entry.
-    pub(crate) fn take_redelivered(&self, fingerprint: u64) -> bool {
-        let mut inner = self.lock();
-        while inner
-            .in_doubt
-            .front()
-            .is_some_and(|(_, at)| at.elapsed() > REMEMBER_FOR)
-        {
-            inner.in_doubt.pop_front();
-        }
-        match inner.in_doubt.iter().position(|(f, _)| *f == fingerprint) {
-            Some(i) => {
-                inner.in_doubt.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-fn push_bounded(q: &mut VecDeque<(u64, Instant)>, fingerprint: u64, at: Instant) {
-    if q.len() >= REMEMBER_AT_MOST {
-        q.pop_front();
-    }
-    q.push_back((fingerprint, at));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_requires_an_object_with_string_headers() {
-        assert!(parse(b"not json").is_err());
-        assert!(parse(b"[1,2]").is_err());
-        assert!(parse(br#"{"Event-Category":"call_event"}"#).is_err());
-        assert!(parse(br#"{"Event-Category":"call_event","Event-Name":5}"#).is_err());
-        let e = parse(br#"{"Event-Category":"call_event","Event-Name":"X","A":1}"#).unwrap();
-        assert_eq!(e.name(), Some("X"));
-    }
-
-    #[test]
-    fn gunzip_reads_what_gzip_wrote() {
-        use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(br#"{"Event-Category":"mms","Event-Name":"inbound"}"#)
-            .unwrap();
-        let zipped = enc.finish().unwrap();
-        let e = parse(&gunzip(&zipped).unwrap()).unwrap();
-        assert_eq!(e.category(), Some("mms"));
-        assert!(gunzip(b"plain text").is_err());
-    }
-
-    #[test]
-    fn unsent_acks_match_one_redelivery_each() {
-        let h = Handled::default();
-        h.unacked(7);
-        h.unacked(7);
-        assert!(h.take_redelivered(7));
-        assert!(h.take_redelivered(7));
-        assert!(!h.take_redelivered(7));
-        assert!(!h.take_redelivered(8));
-    }
-
-    #[test]
-    fn only_acks_just_before_a_loss_are_in_doubt() {
-        let h = Handled::default();
-        h.acked(1);
-        assert!(
-            !h.take_redelivered(1),
-            "an ack on a live connection is trusted"
+    /// Acknowledges a handled message, noting it in [`Handled`] (see there why).
+    async fn ack(&self, delivery: &Delivery, handed_over: Option<u64>) -> bool {
+        let sent = matches!(
+            delivery.acker.ack(BasicAckOptions::default()).await,
+            Ok(true)
         );
-        h.connection_lost(Instant::now());
-        assert!(h.take_redelivered(1));
-        h.acked(2);
-        h.connection_lost(Instant::now() + DOUBT_WINDOW * 2);
-        assert!(!h.take_redelivered(2), "acked long before the loss");
+        if sent {
+            inc(&self.stats.acked);
+        } else {
+            tracing::debug!(routing_key = %delivery.routing_key, "ack not sent; connection lost");
+        }
+        if let Some(fingerprint) = handed_over {
+            if sent {
+                self.handled.acked(fingerprint);
+            } else {
+                self.handled.unacked(fingerprint);
+            }
+        }
+        sent
     }
+}
+
+/// Stops the broker's deliveries (when the consumer is still `open`: a failed one is gone
+/// already) and lets the handovers in progress finish, acknowledging on the channel.
+async fn wind_down(
+    channel: &Channel,
+    consumer: &mut Consumer,
+    mut in_flight: JoinSet<bool>,
+    open: bool,
+) -> WindDown {
+    let mut left = WindDown {
+        finished: in_flight.len(),
+        ..WindDown::default()
+    };
+    if open && cancel_consumer(channel, consumer, "shared queue consumer").await {
+        // What the broker sent before it confirmed the cancel: not started, not acked.
+        while let Some(Ok(_)) = consumer.next().await {
+            left.not_started += 1;
+        }
+    }
+    // A handler is never aborted: one stopped halfway through handing an event to the
+    // engine would leave some of its deliveries queued and some not.
+    while let Some(done) = in_flight.join_next().await {
+        if !settled(done) {
+            left.unsettled += 1;
+        }
+    }
+    left
+}
+
+/// Rejects a message: requeued to be handled again, or not (dead-lettered when configured).
+async fn reject(delivery: &Delivery, requeue: bool) -> bool {
+    match delivery.acker.reject(BasicRejectOptions { requeue }).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            tracing::debug!(error = %e, "reject not sent; the broker will redeliver");
+            false
+        }
+    }
+}
+
+/// Whether a finished handler settled its message; a handler that panicked did not (the
+/// broker redelivers its message).
+fn settled(done: Result<bool, tokio::task::JoinError>) -> bool {
+    done.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "message handler failed; the message will be redelivered");
+        false
+    })
 }

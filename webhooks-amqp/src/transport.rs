@@ -1,69 +1,21 @@
-//! [`AmqpTransport::start`] and the [`AmqpHandle`] it returns.
+//! [`AmqpTransport::start`] and the [`AmqpHandle`] it returns: where the transport's parts
+//! are put together, and what the rest of the daemon holds.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
-use webhooks_core::transport::ConfigListener;
-use webhooks_core::{EventSink, ModuleRegistry};
+use webhooks_core::transport::{ConfigListener, Notifier};
+use webhooks_core::{Event, EventSink, ModuleRegistry};
 
 use crate::config::AmqpConfig;
-use crate::connection::{supervise, Session};
-use crate::notify::Publisher;
-use crate::shared::Handled;
-use crate::stats::{AmqpStats, AmqpStatsSnapshot};
-
-/// Why the transport could not start, or a publish failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AmqpError {
-    #[error("connecting to the broker: {0}")]
-    Connect(#[source] lapin::Error),
-    #[error("{step}: {source}")]
-    Broker {
-        step: String,
-        #[source]
-        source: lapin::Error,
-    },
-    #[error("{0} did not finish within {1:?}")]
-    Timeout(&'static str, Duration),
-    #[error("not connected to the broker")]
-    NotConnected,
-    #[error("the broker refused the message (publisher confirm nack)")]
-    Refused,
-    #[error("no routing key for notification {0:?}")]
-    NoRoutingKey(String),
-    #[error("message could not be encoded: {0}")]
-    Encode(#[from] serde_json::Error),
-}
-
-/// Attaches a step to a broker error, so a failed start says what it was doing.
-pub(crate) trait During<T> {
-    fn during(self, step: impl Into<String>) -> Result<T, AmqpError>;
-}
-
-impl<T> During<T> for Result<T, lapin::Error> {
-    fn during(self, step: impl Into<String>) -> Result<T, AmqpError> {
-        self.map_err(|source| AmqpError::Broker {
-            step: step.into(),
-            source,
-        })
-    }
-}
-
-/// What every task of the transport shares.
-pub(crate) struct Ctx {
-    pub(crate) config: AmqpConfig,
-    pub(crate) registry: ModuleRegistry,
-    pub(crate) events: Arc<dyn EventSink>,
-    pub(crate) config_listener: Arc<dyn ConfigListener>,
-    pub(crate) stats: AmqpStats,
-    /// The current connection's publishing channel (replies, notifications).
-    pub(crate) publisher: Publisher,
-    /// Handed-over messages whose ack may not have arrived.
-    pub(crate) handled: Handled,
-}
+use crate::connection::Supervisor;
+use crate::error::AmqpError;
+use crate::publisher::Publisher;
+use crate::stats::{inc, AmqpStats, AmqpStatsSnapshot};
 
 /// The RabbitMQ transport: KAZOO's events in, replies and notifications out.
 pub struct AmqpTransport;
@@ -82,38 +34,38 @@ impl AmqpTransport {
         events: Arc<dyn EventSink>,
         config_listener: Arc<dyn ConfigListener>,
     ) -> Result<AmqpHandle, AmqpError> {
-        let ctx = Arc::new(Ctx {
-            config,
-            registry,
+        let stats = Arc::new(AmqpStats::default());
+        let publisher = Publisher::new();
+        let supervisor = Supervisor::new(
+            config.clone(),
+            &registry,
             events,
             config_listener,
-            stats: AmqpStats::default(),
-            publisher: Publisher::new(),
-            handled: Handled::default(),
-        });
-        let session = Session::open(&ctx).await?;
-        tracing::info!(
-            queue = %ctx.config.shared_queue,
-            node = %ctx.config.node,
-            prefetch = ctx.config.prefetch,
-            "AMQP transport consuming"
+            publisher.clone(),
+            stats.clone(),
         );
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(supervise(ctx.clone(), session, stopped));
+        let supervisor = supervisor.start(stopped).await?;
         Ok(AmqpHandle {
             inner: Arc::new(HandleInner {
-                ctx,
+                config,
+                stats,
+                publisher,
                 stop,
-                task: Mutex::new(Some(task)),
+                supervisor: Mutex::new(Some(supervisor)),
             }),
         })
     }
 }
 
 struct HandleInner {
-    ctx: Arc<Ctx>,
+    config: AmqpConfig,
+    stats: Arc<AmqpStats>,
+    publisher: Publisher,
+    /// Set to stop the transport; dropping it (with the last handle) stops it too.
     stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The task that keeps a connection open, until it is joined.
+    supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A running transport. Cheap to clone; give a clone to the engine as its
@@ -129,16 +81,16 @@ pub struct AmqpHandle {
 
 impl AmqpHandle {
     pub fn stats(&self) -> AmqpStatsSnapshot {
-        self.inner.ctx.stats.snapshot()
+        self.inner.stats.snapshot()
     }
 
     /// Is a connection up right now?
     pub fn is_connected(&self) -> bool {
-        self.inner.ctx.publisher.is_connected()
+        self.inner.publisher.is_connected()
     }
 
     pub fn config(&self) -> &AmqpConfig {
-        &self.inner.ctx.config
+        &self.inner.config
     }
 
     /// Publishes one KAZOO message (JSON, `content_type: application/json`) and waits for
@@ -153,39 +105,59 @@ impl AmqpHandle {
     ) -> Result<(), AmqpError> {
         let body = serde_json::to_vec(message)?;
         self.inner
-            .ctx
             .publisher
             .publish(exchange, routing_key, &body, patience)
             .await
     }
 
-    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
-        &self.inner.ctx
-    }
-
-    /// Stops consuming, lets the messages being handled finish (their acks go out on the
-    /// still-open channel), and closes the connection. Messages prefetched but not started
-    /// are requeued by the broker for the other nodes. Idempotent.
+    /// Stops the transport and returns once nothing of it runs any more:
+    /// 1. both consumers (the shared queue's and the configuration queue's) are cancelled,
+    ///    so the broker delivers nothing more;
+    /// 2. the handovers in progress finish, and are acknowledged on the still-open channel;
+    /// 3. the connection is closed, and the broker requeues the messages received but not
+    ///    started, for the other nodes;
+    /// 4. publishes waiting for a connection fail.
+    ///
+    /// During a reconnect backoff it returns at once. Idempotent; a second caller waits
+    /// for the first.
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
-        let task = self
-            .inner
-            .task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(task) = task {
+        // Held across the wait, so that every caller returns only once the task is done.
+        let mut supervisor = self.inner.supervisor.lock().await;
+        if let Some(task) = supervisor.as_mut() {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "AMQP transport task failed");
             }
+            *supervisor = None;
         }
+    }
+}
+
+#[async_trait]
+impl Notifier for AmqpHandle {
+    /// Publishes a notification on the `notifications` exchange under KAZOO's key for its
+    /// `Event-Name` (`webhook_disabled` → `notifications.webhook.disabled`, spec §4.5).
+    async fn notify(&self, event: &Event) -> Result<(), String> {
+        let routing_key = self
+            .inner
+            .publisher
+            .notify(event)
+            .await
+            .map_err(|e| e.to_string())?;
+        inc(&self.inner.stats.notifications_published);
+        tracing::info!(
+            notification = event.name().unwrap_or_default(),
+            routing_key,
+            "notification published"
+        );
+        Ok(())
     }
 }
 
 impl std::fmt::Debug for AmqpHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpHandle")
-            .field("node", &self.inner.ctx.config.node)
+            .field("node", &self.inner.config.node)
             .field("connected", &self.is_connected())
             .field("stats", &self.stats())
             .finish()

@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -677,6 +678,291 @@ async fn webhook_disabled_from_the_notifier_reaches_a_notifications_hook_once() 
         .unwrap();
         assert!(amqp.notify(&unknown).await.is_err());
         amqp.shutdown().await;
+    })
+    .await
+}
+
+/// A slow engine, several handovers at once: each takes `delay`, and the sink notes the call
+/// id of every event it took, and when.
+struct SlowSink {
+    delay: Duration,
+    took: std::sync::Mutex<Vec<(String, tokio::time::Instant)>>,
+}
+
+impl SlowSink {
+    fn new(delay: Duration) -> Arc<SlowSink> {
+        Arc::new(SlowSink {
+            delay,
+            took: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    fn took(&self) -> Vec<(String, tokio::time::Instant)> {
+        self.took.lock().unwrap().clone()
+    }
+
+    fn call_ids(&self) -> Vec<String> {
+        self.took().into_iter().map(|(id, _)| id).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for SlowSink {
+    async fn publish(&self, event: Event) -> Result<PublishReport, EventError> {
+        tokio::time::sleep(self.delay).await;
+        let call_id = event.str("Call-ID").unwrap_or_default().to_owned();
+        let now = tokio::time::Instant::now();
+        self.took.lock().unwrap().push((call_id, now));
+        Ok(PublishReport::default())
+    }
+}
+
+/// How many messages wait in the shared queue (ready, not delivered to anyone).
+async fn ready_in_shared_queue(kazoo: &Kazoo) -> u32 {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    kazoo
+        .channel
+        .queue_declare(
+            webhooks_amqp::DEFAULT_SHARED_QUEUE.into(),
+            passive,
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .message_count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_mid_stream_leaves_every_unacknowledged_message_to_the_next_node() {
+    bounded(LIMIT, async {
+        let (vhost, _rx, engine, _store) = one_channel_hook("shutdown").await;
+        let slow = SlowSink::new(Duration::from_millis(50));
+        let first = transport_into(
+            slow.clone(),
+            &engine,
+            AmqpConfig {
+                prefetch: 8,
+                ..amqp_config(&vhost, "first")
+            },
+        )
+        .await;
+        let kazoo = Kazoo::connect(&vhost).await;
+        const N: usize = 200;
+        let all: BTreeSet<String> = (0..N).map(|i| format!("call-{i}")).collect();
+        for i in 0..N {
+            kazoo.publish(&call(i)).await;
+        }
+
+        // Mid-stream: some taken, a prefetch's worth being handed over, most still queued.
+        eventually("the first node to take some", || slow.took().len() >= 20).await;
+        let shutdown_at = tokio::time::Instant::now();
+        first.shutdown().await;
+        let took_first = slow.call_ids();
+        let stats = first.stats();
+        let finished_late = slow
+            .took()
+            .iter()
+            .filter(|(_, at)| *at > shutdown_at)
+            .count();
+        println!(
+            "shutdown: the first node took {} events, {finished_late} of them after shutdown \
+             was called; {stats:?}",
+            took_first.len()
+        );
+        assert!(took_first.len() < N, "the shutdown came mid-stream");
+        assert!(
+            finished_late > 0,
+            "handovers in progress when shutdown was called were finished, not dropped"
+        );
+        assert_eq!(
+            stats.acked,
+            took_first.len() as u64,
+            "every handover was acknowledged before the connection closed"
+        );
+        assert!(!first.is_connected());
+        let left = N - took_first.len();
+        assert_eq!(
+            ready_in_shared_queue(&kazoo).await as usize,
+            left,
+            "the broker holds every message the first node did not acknowledge"
+        );
+
+        let quick = SlowSink::new(Duration::ZERO);
+        let second = transport_into(quick.clone(), &engine, amqp_config(&vhost, "second")).await;
+        eventually("the second node to take the rest", || {
+            quick.took().len() >= left
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        second.shutdown().await;
+        let took_second = quick.call_ids();
+        assert!(took_first.len() + took_second.len() >= N);
+        let first_ids: BTreeSet<String> = took_first.into_iter().collect();
+        let second_ids: BTreeSet<String> = took_second.iter().cloned().collect();
+        assert_eq!(second_ids.len(), took_second.len(), "no event twice");
+        assert!(
+            first_ids.is_disjoint(&second_ids),
+            "nothing the first node acknowledged came back"
+        );
+        let union: BTreeSet<String> = first_ids.union(&second_ids).cloned().collect();
+        assert_eq!(union, all, "every message accounted for");
+    })
+    .await
+}
+
+/// An engine that holds every handover until the test opens the gate.
+struct GatedSink {
+    entered: AtomicUsize,
+    gate: tokio::sync::Semaphore,
+    took: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventSink for GatedSink {
+    async fn publish(&self, _event: Event) -> Result<PublishReport, EventError> {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        self.gate.acquire().await.unwrap().forget();
+        self.took.fetch_add(1, Ordering::SeqCst);
+        Ok(PublishReport::default())
+    }
+}
+
+/// `rabbitmqctl -q <args> --no-table-headers`, one line per row.
+async fn rabbitmqctl_rows(args: &[&str]) -> Vec<String> {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .arg("--no-table-headers")
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    assert!(out.status.success(), "rabbitmqctl {args:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn consumers(vhost: &Vhost) -> usize {
+    rabbitmqctl_rows(&["list_consumers", "--vhost", &vhost.name, "consumer_tag"])
+        .await
+        .len()
+}
+
+async fn transport_connected(vhost: &Vhost, node: &str) -> bool {
+    let name = format!("kazoo-webhooks {node}");
+    rabbitmqctl_rows(&["list_connections", "vhost", "client_properties"])
+        .await
+        .iter()
+        .any(|row| row.starts_with(&format!("{}\t", vhost.name)) && row.contains(&name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_cancels_both_consumers_before_it_closes_the_connection() {
+    bounded(LIMIT, async {
+        let (vhost, _rx, engine, _store) = one_channel_hook("cancel").await;
+        let gated = Arc::new(GatedSink {
+            entered: AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+            took: AtomicUsize::new(0),
+        });
+        let amqp = transport_into(
+            gated.clone(),
+            &engine,
+            AmqpConfig {
+                prefetch: 4,
+                ..amqp_config(&vhost, "gated")
+            },
+        )
+        .await;
+        let kazoo = Kazoo::connect(&vhost).await;
+        for i in 0..10 {
+            kazoo.publish(&call(i)).await;
+        }
+        eventually("a prefetch's worth of handovers", || {
+            gated.entered.load(Ordering::SeqCst) == 4
+        })
+        .await;
+        assert_eq!(
+            consumers(&vhost).await,
+            2,
+            "shared and configuration queues"
+        );
+
+        let stopping = tokio::spawn({
+            let amqp = amqp.clone();
+            async move { amqp.shutdown().await }
+        });
+        // Both consumers go first, while the connection stays open for the acks.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while consumers(&vhost).await > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "consumers not cancelled"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(transport_connected(&vhost, "gated").await);
+        assert!(!stopping.is_finished(), "shutdown waits for the handovers");
+
+        gated.gate.add_permits(100);
+        tokio::time::timeout(Duration::from_secs(10), stopping)
+            .await
+            .expect("shutdown returns once the handovers are done")
+            .unwrap();
+        assert_eq!(gated.took.load(Ordering::SeqCst), 4);
+        assert_eq!(amqp.stats().acked, 4, "acknowledged on the open connection");
+        assert!(!transport_connected(&vhost, "gated").await);
+        assert_eq!(ready_in_shared_queue(&kazoo).await, 6, "the rest requeued");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_during_a_reconnect_backoff_returns_at_once() {
+    bounded(LIMIT, async {
+        let (vhost, _rx, engine, _store) = one_channel_hook("stopwait").await;
+        let amqp = transport(
+            &engine,
+            AmqpConfig {
+                reconnect_min: Duration::from_secs(60),
+                reconnect_max: Duration::from_secs(60),
+                ..amqp_config(&vhost, "stopwait")
+            },
+        )
+        .await;
+        vhost.close_all_connections().await;
+        eventually("the transport to notice", || !amqp.is_connected()).await;
+
+        // A notification waiting for the next connection...
+        let waiting = tokio::spawn({
+            let amqp = amqp.clone();
+            async move {
+                let message = json!({"Event-Category": "notification"});
+                amqp.publish(
+                    exchanges::NOTIFICATIONS,
+                    "k",
+                    &message,
+                    Duration::from_secs(60),
+                )
+                .await
+            }
+        });
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(2), amqp.shutdown())
+            .await
+            .expect("shutdown does not wait out the backoff");
+        // ...is told at once that there will be none.
+        let published = tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("a waiting publish fails when the transport stops")
+            .unwrap();
+        assert!(published.is_err());
+        println!("shutdown during backoff took {:?}", started.elapsed());
     })
     .await
 }
