@@ -18,6 +18,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::{Channel, Consumer};
 use tokio::task::JoinSet;
+use webhooks_core::event::EventError;
 use webhooks_core::EventSink;
 
 use crate::ending::{cancel_consumer, SessionEnd, SessionEnding};
@@ -116,6 +117,8 @@ impl SharedQueue {
             Ok(event) if reenable::is_request(&event) => self.reenabler.handle(&event).await,
             Ok(event) => match self.events.publish(event).await {
                 Ok(_) => Outcome::Done,
+                // Not taken, not malformed: back to the queue, for this node later or another.
+                Err(EventError::Stopped) => Outcome::Again,
                 Err(e) => Outcome::Malformed(Malformed(e.to_string())),
             },
         };

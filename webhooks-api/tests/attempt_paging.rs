@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use webhooks_api::{bootstrap, router, ApiConfig, ApiState};
+use webhooks_core::live::LiveHooks;
 use webhooks_core::store::AttemptStore;
 use webhooks_core::{AccountId, Doc, ModuleRegistry};
 use webhooks_store::EmbeddedStore;
@@ -33,7 +34,7 @@ async fn api_with_attempts(attempts: usize) -> (axum::Router, AccountId, String)
     store.save_attempts(docs.into()).await.unwrap();
     let state = ApiState::new(
         Arc::new(store),
-        ModuleRegistry::new(),
+        Arc::new(LiveHooks::new(ModuleRegistry::new())),
         &boot.signing_secret,
         ApiConfig::default(),
     );

@@ -285,7 +285,10 @@ fn sender_config(settings: &WebhooksConfig, config: &EngineConfig) -> SenderConf
 }
 
 /// The start-up load; returns the change-feed position to follow from.
-async fn load_table(store: &dyn Store, hooks: &LiveHooks) -> Result<u64, StoreError> {
+async fn load_table(
+    store: &dyn Store,
+    hooks: &LiveHooks,
+) -> Result<webhooks_core::store::FeedPosition, StoreError> {
     let accounts: Vec<Account> = store
         .accounts()
         .await?

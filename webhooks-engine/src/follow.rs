@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use webhooks_core::live::LiveHooks;
+use webhooks_core::store::FeedPosition;
 use webhooks_core::table::TableLoader;
 use webhooks_core::{Account, Doc, Store, StoreError};
 
@@ -24,7 +25,7 @@ const PAGE: usize = 10_000;
 /// What the start-up load did.
 pub(crate) struct Loaded {
     /// The feed position reached: following starts exactly there.
-    pub(crate) position: u64,
+    pub(crate) position: FeedPosition,
     /// Documents that could not become hooks.
     pub(crate) skipped: usize,
     /// Legacy hooks migrated on the way.
@@ -39,9 +40,9 @@ pub(crate) async fn load(
     hooks: &LiveHooks,
 ) -> Result<Loaded, StoreError> {
     let mut loader = TableLoader::new(accounts);
-    let (mut since, mut migrated) = (0, 0);
+    let (mut since, mut migrated) = (FeedPosition::beginning(), 0);
     loop {
-        let page = store.hook_changes(since, PAGE).await?;
+        let page = store.hook_changes(&since, PAGE).await?;
         let n = page.docs.len();
         // A migration (ours or another node's) put newer documents past this page: read on.
         let mut moved = false;
@@ -65,10 +66,13 @@ pub(crate) async fn load(
 }
 
 /// Reads the whole feed from `since`; returns the documents and the position after them.
-async fn read_all(store: &dyn Store, mut since: u64) -> Result<(Vec<Doc>, u64), StoreError> {
+async fn read_all(
+    store: &dyn Store,
+    mut since: FeedPosition,
+) -> Result<(Vec<Doc>, FeedPosition), StoreError> {
     let mut docs = Vec::new();
     loop {
-        let page = store.hook_changes(since, PAGE).await?;
+        let page = store.hook_changes(&since, PAGE).await?;
         let n = page.docs.len();
         docs.extend(page.docs);
         since = page.last;
@@ -82,7 +86,7 @@ async fn read_all(store: &dyn Store, mut since: u64) -> Result<(Vec<Doc>, u64), 
 pub(crate) async fn follow(
     store: Arc<dyn Store>,
     hooks: Arc<LiveHooks>,
-    mut since: u64,
+    mut since: FeedPosition,
     every: Duration,
     stop: CancellationToken,
 ) {
@@ -91,7 +95,7 @@ pub(crate) async fn follow(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match read_all(store.as_ref(), since).await {
+        match read_all(store.as_ref(), since.clone()).await {
             Ok((docs, last)) => {
                 let applied = docs
                     .iter()
