@@ -173,6 +173,56 @@ async fn failing_hook_shows_attempts_gets_disabled_and_is_re_enabled() {
     rx.wait_for("/bad", 4).await;
 }
 
+/// Issue 11's bug as a user met it: a hook that fails from its first second is disabled.
+/// Its failures used to be wiped by the change feed bringing back the creation the API had
+/// already applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_failing_right_after_its_creation_is_disabled() {
+    let rx = receiver().await;
+    rx.answer("/down", Answer::Status(503));
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        use webhooks_core::store::ConfigStore;
+        let store = webhooks_store::EmbeddedStore::open(tmp.path()).unwrap();
+        // KAZOO's threshold (6 failures); a 4 s window makes the disabler look every second.
+        let cfg = json!({"attempt_failure_count": 6, "attempt_failure_expiry_ms": 4000});
+        store
+            .save_system_config("webhooks", webhooks_core::Doc::from_value(cfg).unwrap())
+            .await
+            .unwrap();
+    }
+    let d = Daemon::start_in(tmp.path(), &[]);
+    let (master, root) = d.master().await;
+    let id = master
+        .create_hook(
+            &root,
+            json!({"name": "down", "uri": rx.url("/down"), "hook": "channel_destroy", "retries": 1}),
+        )
+        .await;
+    let mut destroy = webhooks_modules::sample_events("channel_destroy")
+        .unwrap()
+        .remove(0);
+    destroy["Custom-Channel-Vars"]["Account-ID"] = json!(root);
+    for _ in 0..8 {
+        let r = master
+            .send("POST", "/v2/events", Some(destroy.clone()))
+            .await;
+        assert_eq!(r.data()["dispatched"], 1, "{:?}", r.body);
+    }
+    rx.wait_for("/down", 8).await;
+    let path = format!("/v2/accounts/{root}/webhooks/{id}");
+    let mut reason = Value::Null;
+    // Bounded: 6 s, the window and then some; the disabler looks every second.
+    for _ in 0..120 {
+        reason = master.get(&path).await.body["data"]["disable_reason"].clone();
+        if !reason.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(reason, "too many failed attempts");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_endpoint_checks_caller_and_input() {
     let d = Daemon::start();

@@ -36,6 +36,8 @@ pub enum Answer {
     Sequence(Vec<u16>),
     /// Never answer.
     Hang,
+    /// Answer 200, after this long (a slow receiver).
+    Slow(Duration),
 }
 
 #[derive(Clone)]
@@ -44,6 +46,7 @@ pub struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     answers: Arc<Mutex<HashMap<String, VecDeque<u16>>>>,
     hang: Arc<Mutex<Vec<String>>>,
+    slow: Arc<Mutex<Vec<(String, Duration)>>>,
 }
 
 impl Receiver {
@@ -60,6 +63,7 @@ impl Receiver {
             got: Default::default(),
             answers: Default::default(),
             hang: Default::default(),
+            slow: Default::default(),
         };
         let rc = r.clone();
         tokio::spawn(async move {
@@ -94,6 +98,7 @@ impl Receiver {
                 self.answers.lock().unwrap().insert(path.into(), v.into());
             }
             Answer::Hang => self.hang.lock().unwrap().push(path.into()),
+            Answer::Slow(wait) => self.slow.lock().unwrap().push((path.into(), wait)),
         }
     }
 
@@ -127,6 +132,16 @@ impl Receiver {
             .any(|p| path.starts_with(p.as_str()))
         {
             std::future::pending::<()>().await;
+        }
+        let wait = self
+            .slow
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(p, _)| path.starts_with(p.as_str()))
+            .map(|(_, wait)| *wait);
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
         }
         let status = {
             let mut answers = self.answers.lock().unwrap();

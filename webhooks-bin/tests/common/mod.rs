@@ -78,6 +78,17 @@ impl Daemon {
         self._tmp.take()
     }
 
+    /// Sends SIGTERM now; returns a handle to wait for the exit with.
+    pub fn terminate(self) -> Exiting {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        Exiting {
+            signalled: std::time::Instant::now(),
+            daemon: self,
+        }
+    }
+
     pub fn client(&self) -> Client {
         Client {
             http: reqwest::Client::new(),
@@ -98,6 +109,27 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A daemon that was sent SIGTERM.
+pub struct Exiting {
+    pub signalled: std::time::Instant,
+    daemon: Daemon,
+}
+
+impl Exiting {
+    /// Waits up to `patience` for the exit; returns its status and the time from the signal
+    /// (`None`: still running, then killed).
+    pub fn wait(mut self, patience: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let until = self.signalled + patience;
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = self.daemon.child.try_wait() {
+                return Some((status, self.signalled.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None // dropping the daemon kills it
     }
 }
 
