@@ -1,4 +1,4 @@
-//! Counters: what the transport did, for `/metrics`-style reporting and for tests.
+//! Counters: what the transport did, for logs and tests (`AmqpHandle::stats`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

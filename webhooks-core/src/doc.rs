@@ -4,7 +4,7 @@
 //! the client (unknown ones included, clients such as Monster UI rely on `ui_metadata` coming
 //! back), and private `pvt_*` fields the server owns. [`Doc`] is that object plus the few
 //! accessors every layer needs; keeping the whole object (not a typed struct) is what lets unknown
-//! fields round-trip untouched and lets the CouchDB adapter store KAZOO's exact layout.
+//! fields round-trip untouched and will let a CouchDB adapter store KAZOO's exact layout.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -54,12 +54,14 @@ impl Doc {
         }
     }
 
-    /// What a hard-deleted document leaves in a change feed: its id, its owner and
-    /// `pvt_deleted`, no revision (so a follower always applies it).
-    pub fn tombstone(id: &str, account: &crate::ids::AccountId) -> Self {
+    /// What a hard-deleted document leaves in a change feed: its id, its owner (when known)
+    /// and `pvt_deleted`, no revision (so a follower always applies it).
+    pub fn tombstone(id: &str, account: Option<&str>) -> Self {
         let mut doc = Doc::new();
         doc.set("_id", id);
-        doc.set("pvt_account_id", account.as_str());
+        if let Some(account) = account {
+            doc.set("pvt_account_id", account);
+        }
         doc.set("pvt_deleted", true);
         doc
     }

@@ -13,7 +13,8 @@
 //!   spec), and [`validate`] which checks a document the way crossbar does before it is saved.
 //! - [`module::WebhookModule`]: the extension point. One implementation per event family
 //!   (channel_create, object, notifications, ...) turns an [`event::Event`] into payloads.
-//! - [`store::Store`]: where documents live. An embedded default and CouchDB implement it.
+//! - [`store::Store`]: where documents live. The embedded store implements it today, and a
+//!   CouchDB adapter (KAZOO's own databases) is planned to; both run one contract suite.
 
 pub mod account;
 pub mod config;

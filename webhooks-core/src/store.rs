@@ -1,4 +1,5 @@
-//! Storage, behind small traits so the embedded default and CouchDB are interchangeable.
+//! Storage, behind small traits so any backend (the embedded default today, CouchDB next) is
+//! interchangeable; `webhooks_store::contract` is the suite every backend must pass.
 //!
 //! Documents keep KAZOO's layout (`_id`, `_rev`, `pvt_*`). Revisions follow CouchDB's rule:
 //! saving a document whose `_rev` is not the stored one is a [`StoreError::Conflict`]; creating

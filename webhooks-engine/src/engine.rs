@@ -333,7 +333,8 @@ impl ConfigListener for Engine {
             }
             Ok(None) => {
                 if let Some(account) = &change.account_id {
-                    self.hooks.apply_doc(&Doc::tombstone(&change.id, account));
+                    self.hooks
+                        .apply_doc(&Doc::tombstone(&change.id, Some(account.as_str())));
                 }
             }
             Err(e) => {

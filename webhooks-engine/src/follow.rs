@@ -3,7 +3,7 @@
 //!
 //! The API applies its own writes at once, but the maintenance CLI (or another daemon on the
 //! same store) writes documents directly. The store's change feed (`HookStore::hook_changes`,
-//! CouchDB's `_changes` for CouchDB) lists every hook written since a position. [`load`] builds
+//! modelled on CouchDB's `_changes`) lists every hook written since a position. [`load`] builds
 //! the table from it, a page at a time, and [`follow`] then polls it every second, handing each
 //! change to `LiveHooks::apply_doc` as KAZOO's listener applies a `doc_edited` notice. A change
 //! the API (or anyone) already applied is recognised by its revision and not applied twice.

@@ -197,11 +197,9 @@ impl Router {
                     self.release_due();
                 }
                 _ = stall_check.tick(), if !self.backed_up.is_empty() => self.shed_stalled(),
-                job = self.intake.recv(), if accepting => match job {
-                    Some(job) => self.enqueue(job),
-                    // Every handle of the engine is gone: as good as a stop.
-                    None => self.begin_stop(),
-                },
+                // The intake never closes under a running router (the engine's parts hold it):
+                // what ends the router is `stop`, also cancelled when the last `Engine` drops.
+                Some(job) = self.intake.recv(), if accepting => self.enqueue(job),
             }
         }
         self.publish_load();

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
+use webhooks_core::event::EventError;
 use webhooks_core::Event;
 
 use crate::auth::Auth;
@@ -38,10 +39,15 @@ pub async fn publish(
     let mut results = Vec::with_capacity(events.len());
     for (i, v) in events.into_iter().enumerate() {
         let event = Event::from_value(v).map_err(|e| reject(i, &e.to_string()))?;
-        let report = sink
-            .publish(event)
-            .await
-            .map_err(|e| reject(i, &e.to_string()))?;
+        let report = sink.publish(event).await.map_err(|e| match e {
+            // Not the client's fault: this node is stopping. Events before it were accepted.
+            EventError::Stopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down",
+                json!({"message": "the engine is shutting down; send the event again later", "index": i}),
+            ),
+            e => reject(i, &e.to_string()),
+        })?;
         results.push(match report.dropped {
             None => json!({"dispatched": report.dispatched}),
             Some(why) => json!({"dispatched": 0, "dropped": why}),

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
-use webhooks_core::reenable::reenable_account_hooks;
-use webhooks_core::{Account, AccountId, Store};
+use webhooks_core::reenable::{account_tree, reenable_account_hooks};
+use webhooks_core::{AccountId, Store};
 
 use crate::CliError;
 
@@ -50,19 +50,14 @@ pub async fn enable_descendant_hooks(
     account: &AccountId,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let descendants: Vec<AccountId> = store
-        .accounts()
-        .await
-        .map_err(|source| CliError::FindDescendants {
-            account: account.clone(),
-            source,
-        })?
-        .iter()
-        .filter_map(Account::from_doc)
-        .filter(|a| a.is_descendant_of(account))
-        .map(|a| a.id)
-        .collect();
-    for id in std::iter::once(account).chain(&descendants) {
+    let tree =
+        account_tree(store, account, true)
+            .await
+            .map_err(|source| CliError::FindDescendants {
+                account: account.clone(),
+                source,
+            })?;
+    for id in &tree {
         writeln!(out, "## checking account {id} for hooks to enable ##")?;
         enable_account_hooks(store, id, out).await?;
     }

@@ -29,7 +29,6 @@
 //! [`all_hooks`]: webhooks_core::store::HookStore::all_hooks
 
 use rusqlite::{params, Connection, Transaction};
-use serde_json::{Map, Value};
 use webhooks_core::store::{FeedPosition, HookChanges, StoreError};
 use webhooks_core::Doc;
 
@@ -115,7 +114,7 @@ pub(super) fn list(
         let json: Option<String> = row.get(3)?;
         docs.push(match json {
             Some(json) => decode("hooks", &id, &json)?,
-            None => tombstone(id, account),
+            None => Doc::tombstone(&id, account.as_deref()),
         });
         last = Some(seq);
     }
@@ -147,16 +146,6 @@ fn seq_of(since: &FeedPosition) -> Result<i64, Fault> {
 
 /// What a follower needs to forget a hard-deleted hook: its id, its account (when it had one)
 /// and `pvt_deleted`, which followers already treat as gone.
-fn tombstone(id: String, account: Option<String>) -> Doc {
-    let mut doc = Map::with_capacity(3);
-    doc.insert("_id".into(), Value::String(id));
-    if let Some(account) = account {
-        doc.insert("pvt_account_id".into(), Value::String(account));
-    }
-    doc.insert("pvt_deleted".into(), Value::Bool(true));
-    Doc(doc)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,7 +109,8 @@ pub(super) fn configure(conn: &Connection, file_backed: bool) -> Result<(), Faul
     // API has acknowledged survives power loss too, not only a killed process.
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Off by default in SQLite for backward compatibility. No table declares a foreign key (the
-    // CouchDB adapter could not enforce one, and both adapters must accept the same writes);
+    // planned CouchDB adapter could not enforce one, and every adapter must accept the same
+    // writes);
     // enforcement is on so that any REFERENCES clause a migration adds is honoured rather than
     // silently ignored.
     conn.pragma_update(None, "foreign_keys", true)?;
