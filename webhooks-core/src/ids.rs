@@ -39,9 +39,8 @@ impl AccountId {
 
     /// A new random account id.
     pub fn random() -> Self {
-        use rand::RngCore;
         let mut b = [0u8; 16];
-        rand::rng().fill_bytes(&mut b);
+        fill_random(&mut b);
         AccountId::from_bytes(b)
     }
 
@@ -95,12 +94,16 @@ pub fn is_hex32(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Formats 16 bytes as 32 lowercase hex characters.
-/// `bytes` random bytes as lower-case hex: the one source of random ids, keys and secrets.
-pub fn random_hex(bytes: usize) -> String {
+/// The one source of randomness for ids, keys and secrets.
+fn fill_random(buf: &mut [u8]) {
     use rand::RngCore;
+    rand::rng().fill_bytes(buf);
+}
+
+/// `bytes` random bytes as lower-case hex (ids, api keys, secrets).
+pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut b);
+    fill_random(&mut b);
     hex(&b)
 }
 
@@ -109,6 +112,7 @@ pub fn new_doc_id() -> String {
     random_hex(16)
 }
 
+/// Formats 16 bytes as 32 lowercase hex characters.
 pub fn hex32(bytes: [u8; 16]) -> String {
     hex(&bytes)
 }

@@ -29,28 +29,38 @@ use crate::stats::EngineStats;
 #[derive(Clone)]
 pub(crate) struct AttemptQueue {
     tx: mpsc::Sender<Doc>,
-    pending: Arc<AtomicUsize>,
-}
-
-/// How many attempt documents are queued or being written (for `Engine::load`).
-#[derive(Clone)]
-pub(crate) struct AttemptsPending(Arc<AtomicUsize>);
-
-impl AttemptsPending {
-    pub(crate) fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 impl AttemptQueue {
     /// Queues one document; waits while the queue is full.
     pub(crate) async fn push(&self, doc: Doc) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(doc).await.is_err() {
             // Only after the writer died, which it does not do while a queue exists.
-            self.pending.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("attempt writer gone; attempt not recorded");
         }
+    }
+}
+
+/// How many attempt documents are queued or being written (for `Engine::load`). It holds the
+/// queue weakly: a reader of the gauge must not keep the writer from ending.
+#[derive(Clone)]
+pub(crate) struct AttemptsPending {
+    queue: mpsc::WeakSender<Doc>,
+    /// Taken from the queue and not yet stored (or given up).
+    writing: Arc<AtomicUsize>,
+}
+
+impl AttemptsPending {
+    pub(crate) fn get(&self) -> usize {
+        // A batch the writer has just taken is counted as writing a moment after it left the
+        // queue: a reader can see it in neither for that moment (one that waits for zero
+        // looks again).
+        let writing = self.writing.load(Ordering::Acquire);
+        let queued = self
+            .queue
+            .upgrade()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity());
+        writing + queued
     }
 }
 
@@ -68,20 +78,20 @@ pub(crate) fn start_writer(
     stats: Arc<EngineStats>,
 ) -> (AttemptQueue, AttemptsPending, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(config.queue);
-    let pending = Arc::new(AtomicUsize::new(0));
+    let writing = Arc::new(AtomicUsize::new(0));
     let task = tokio::spawn(write_attempts(
         store,
         rx,
         config.batch,
         config.linger,
         stats,
-        pending.clone(),
+        writing.clone(),
     ));
-    let queue = AttemptQueue {
-        tx,
-        pending: pending.clone(),
+    let pending = AttemptsPending {
+        queue: tx.downgrade(),
+        writing,
     };
-    (queue, AttemptsPending(pending), task)
+    (AttemptQueue { tx }, pending, task)
 }
 
 async fn write_attempts(
@@ -90,16 +100,16 @@ async fn write_attempts(
     batch: usize,
     linger: Duration,
     stats: Arc<EngineStats>,
-    pending: Arc<AtomicUsize>,
+    writing: Arc<AtomicUsize>,
 ) {
     let mut buf = Vec::with_capacity(batch);
     let mut saving = JoinSet::new();
     loop {
-        // A document counts as pending from `push` until it is stored (or given up).
         let n = rx.recv_many(&mut buf, batch).await;
         if n == 0 {
             break;
         }
+        writing.fetch_add(n, Ordering::Release);
         // A small batch waits a moment for company: every commit rewrites the index pages it
         // touched and syncs the disk, so a hundred commits of ten cost far more than one of a
         // thousand. Only the attempt's write waits, never a delivery.
@@ -109,7 +119,9 @@ async fn write_attempts(
                 let room = batch - buf.len();
                 match tokio::time::timeout_at(until, rx.recv_many(&mut buf, room)).await {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    Ok(m) => {
+                        writing.fetch_add(m, Ordering::Release);
+                    }
                 }
             }
         }
@@ -122,7 +134,7 @@ async fn write_attempts(
             store.clone(),
             docs,
             stats.clone(),
-            pending.clone(),
+            writing.clone(),
         ));
     }
     while saving.join_next().await.is_some() {}
@@ -132,7 +144,7 @@ async fn save_batch(
     store: Arc<dyn Store>,
     docs: Arc<[Doc]>,
     stats: Arc<EngineStats>,
-    pending: Arc<AtomicUsize>,
+    writing: Arc<AtomicUsize>,
 ) {
     let n = docs.len();
     let mut tries = 0;
@@ -156,7 +168,7 @@ async fn save_batch(
             }
         }
     }
-    pending.fetch_sub(n, Ordering::Relaxed);
+    writing.fetch_sub(n, Ordering::Release);
 }
 
 /// Deletes attempts older than the retention (gregorian `cutoff`); logs what it did.

@@ -33,7 +33,7 @@ impl TryRecorder {
         let now = webhooks_core::time::now_unix();
         if outcome.is_success() {
             inc(&self.stats.deliveries_succeeded);
-            if self.settings.current().log_successful_attempts {
+            if self.settings.log_successful_attempts() {
                 let doc = attempt_doc(d, &outcome, tries_left_before, now);
                 self.attempts.push(doc).await;
             }

@@ -103,10 +103,19 @@ pub(crate) struct Shutdown {
     pub(crate) abort: CancellationToken,
 }
 
-pub(crate) struct Router {
-    config: EngineConfig,
+/// What every send task needs, behind one pointer: a send costs one reference count, not one
+/// per handle (with thousands of sends a second on two cores, each shared count is a cache
+/// line the cores pass back and forth).
+struct SendContext {
     sender: HttpSender,
     recorder: TryRecorder,
+    abort: CancellationToken,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+pub(crate) struct Router {
+    config: EngineConfig,
+    sends: Arc<SendContext>,
     load: Arc<RouterLoad>,
     shutdown: Shutdown,
     stopping: bool,
@@ -114,7 +123,6 @@ pub(crate) struct Router {
     /// Sends (and failures without a send) spawned and not yet reported back.
     tasks_out: usize,
     intake: mpsc::Receiver<Job>,
-    done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     lanes: HashMap<Arc<str>, Lane>,
     waiting: VecDeque<Arc<str>>,
@@ -147,17 +155,21 @@ impl Router {
         shutdown: Shutdown,
     ) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        Router {
-            config,
+        let sends = Arc::new(SendContext {
             sender,
             recorder,
+            abort: shutdown.abort.clone(),
+            done: done_tx,
+        });
+        Router {
+            config,
+            sends,
             load: Arc::default(),
             shutdown,
             stopping: false,
             aborted: false,
             tasks_out: 0,
             intake,
-            done_tx,
             done_rx,
             lanes: HashMap::new(),
             waiting: VecDeque::new(),
@@ -226,7 +238,8 @@ impl Router {
         let retries = self.retry_jobs.len();
         self.retries.clear();
         self.retry_jobs.clear();
-        self.recorder
+        self.sends
+            .recorder
             .stats
             .retries_dropped_by_shutdown
             .fetch_add(retries as u64, Ordering::Relaxed);
@@ -251,7 +264,8 @@ impl Router {
         self.queued = 0;
         self.backed_up.clear();
         let cut = (in_flight + queued.len()) as u64;
-        self.recorder
+        self.sends
+            .recorder
             .stats
             .deliveries_cut_by_shutdown
             .fetch_add(cut, Ordering::Relaxed);
@@ -349,9 +363,9 @@ impl Router {
             }
             let job = lane.queue.pop_front().expect("non-empty");
             self.queued -= 1;
-            if job.from_table && !self.recorder.hook_is_live(&job) {
+            if job.from_table && !self.sends.recorder.hook_is_live(&job) {
                 // Disabled, deleted or edited while it waited: not sent.
-                inc(&self.recorder.stats.deliveries_cancelled);
+                inc(&self.sends.recorder.stats.deliveries_cancelled);
                 continue;
             }
             lane.in_flight += 1;
@@ -379,22 +393,19 @@ impl Router {
     /// Sends a job (or, with `forced`, records that outcome without sending) in a task of its
     /// own, which reports back as a [`Done`].
     fn spawn_send(&mut self, job: Job, lane: Arc<str>, started: bool, forced: Option<Outcome>) {
-        let sender = self.sender.clone();
-        let recorder = self.recorder.clone();
-        let abort = self.shutdown.abort.clone();
-        let done = self.done_tx.clone();
+        let sends = self.sends.clone();
         self.tasks_out += 1;
         tokio::spawn(async move {
             let outcome = match forced {
                 Some(o) => o,
                 None => tokio::select! {
-                    o = sender.send(&job.delivery.request) => o,
-                    _ = abort.cancelled() => Outcome::Transport { error: CUT_BY_SHUTDOWN.into() },
+                    o = sends.sender.send(&job.delivery.request) => o,
+                    _ = sends.abort.cancelled() => Outcome::Transport { error: CUT_BY_SHUTDOWN.into() },
                 },
             };
             let answered = matches!(outcome, Outcome::Response { .. });
-            let retry = recorder.after_try(job, outcome).await;
-            let _ = done.send(Done {
+            let retry = sends.recorder.after_try(job, outcome).await;
+            let _ = sends.done.send(Done {
                 lane,
                 started,
                 answered,
@@ -442,8 +453,8 @@ impl Router {
             let Some(job) = self.retry_jobs.remove(&seq) else {
                 continue;
             };
-            if job.from_table && !self.recorder.hook_is_live(&job) {
-                inc(&self.recorder.stats.deliveries_cancelled);
+            if job.from_table && !self.sends.recorder.hook_is_live(&job) {
+                inc(&self.sends.recorder.stats.deliveries_cancelled);
                 continue;
             }
             self.enqueue(job);

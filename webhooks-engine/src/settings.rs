@@ -25,6 +25,12 @@ impl Settings {
         self.0.load_full()
     }
 
+    /// Whether successes are recorded too. Asked after every try: a guard, not a counted
+    /// reference, so the tries on both cores do not fight over one reference count.
+    pub(crate) fn log_successful_attempts(&self) -> bool {
+        self.0.load().log_successful_attempts
+    }
+
     /// Reads them again now.
     pub(crate) async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let doc = store.system_config("webhooks").await?;
