@@ -109,9 +109,15 @@ pub(crate) struct Shutdown {
 struct SendContext {
     sender: HttpSender,
     recorder: TryRecorder,
-    abort: CancellationToken,
+    /// Children of the `abort` token, one per group of sends: a send waiting on a token
+    /// registers with it under a lock, and one token for every send in flight would make that
+    /// lock the one all sends queue for.
+    abort: Vec<CancellationToken>,
     done: mpsc::UnboundedSender<Done>,
 }
+
+/// Groups of sends sharing an abort token (see [`SendContext::abort`]).
+const ABORT_GROUPS: usize = 16;
 
 pub(crate) struct Router {
     config: EngineConfig,
@@ -122,6 +128,8 @@ pub(crate) struct Router {
     aborted: bool,
     /// Sends (and failures without a send) spawned and not yet reported back.
     tasks_out: usize,
+    /// Sends spawned so far (picks each one's abort group).
+    tasks_spawned: usize,
     intake: mpsc::Receiver<Job>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     lanes: HashMap<Arc<str>, Lane>,
@@ -158,7 +166,9 @@ impl Router {
         let sends = Arc::new(SendContext {
             sender,
             recorder,
-            abort: shutdown.abort.clone(),
+            abort: (0..ABORT_GROUPS)
+                .map(|_| shutdown.abort.child_token())
+                .collect(),
             done: done_tx,
         });
         Router {
@@ -169,6 +179,7 @@ impl Router {
             stopping: false,
             aborted: false,
             tasks_out: 0,
+            tasks_spawned: 0,
             intake,
             done_rx,
             lanes: HashMap::new(),
@@ -394,13 +405,15 @@ impl Router {
     /// own, which reports back as a [`Done`].
     fn spawn_send(&mut self, job: Job, lane: Arc<str>, started: bool, forced: Option<Outcome>) {
         let sends = self.sends.clone();
+        let group = self.tasks_spawned % ABORT_GROUPS;
+        self.tasks_spawned += 1;
         self.tasks_out += 1;
         tokio::spawn(async move {
             let outcome = match forced {
                 Some(o) => o,
                 None => tokio::select! {
                     o = sends.sender.send(&job.delivery.request) => o,
-                    _ = sends.abort.cancelled() => Outcome::Transport { error: CUT_BY_SHUTDOWN.into() },
+                    _ = sends.abort[group].cancelled() => Outcome::Transport { error: CUT_BY_SHUTDOWN.into() },
                 },
             };
             let answered = matches!(outcome, Outcome::Response { .. });
