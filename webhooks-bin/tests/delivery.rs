@@ -16,6 +16,21 @@ fn channel_create(account: &str) -> Value {
     e
 }
 
+/// A data directory whose store holds `settings` as the `webhooks` system config.
+async fn data_dir_with(settings: Value) -> tempfile::TempDir {
+    use webhooks_core::store::ConfigStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = webhooks_store::EmbeddedStore::open(tmp.path()).unwrap();
+    store
+        .save_system_config(
+            "webhooks",
+            webhooks_core::Doc::from_value(settings).unwrap(),
+        )
+        .await
+        .unwrap();
+    tmp
+}
+
 /// The receiver listens on 127.0.0.2: KAZOO's default refusal list blocks 127.0.0.1 only.
 async fn receiver() -> Receiver {
     Receiver::start_on("127.0.0.2:0").await
@@ -80,16 +95,8 @@ async fn a_hook_created_through_the_api_fires_at_once() {
 async fn failing_hook_shows_attempts_gets_disabled_and_is_re_enabled() {
     let rx = receiver().await;
     rx.answer("/bad", Answer::Status(500));
-    let tmp = tempfile::tempdir().unwrap();
-    {
-        use webhooks_core::store::ConfigStore;
-        let store = webhooks_store::EmbeddedStore::open(tmp.path()).unwrap();
-        let cfg = json!({"attempt_failure_count": 3, "attempt_failure_expiry_ms": 2000});
-        store
-            .save_system_config("webhooks", webhooks_core::Doc::from_value(cfg).unwrap())
-            .await
-            .unwrap();
-    }
+    let tmp =
+        data_dir_with(json!({"attempt_failure_count": 3, "attempt_failure_expiry_ms": 2000})).await;
     let d = Daemon::start_in(tmp.path(), &["--retry-delay-ms", "20"]);
     let (master, root) = d.master().await;
     let id = master
@@ -180,17 +187,9 @@ async fn failing_hook_shows_attempts_gets_disabled_and_is_re_enabled() {
 async fn a_hook_failing_right_after_its_creation_is_disabled() {
     let rx = receiver().await;
     rx.answer("/down", Answer::Status(503));
-    let tmp = tempfile::tempdir().unwrap();
-    {
-        use webhooks_core::store::ConfigStore;
-        let store = webhooks_store::EmbeddedStore::open(tmp.path()).unwrap();
-        // KAZOO's threshold (6 failures); a 4 s window makes the disabler look every second.
-        let cfg = json!({"attempt_failure_count": 6, "attempt_failure_expiry_ms": 4000});
-        store
-            .save_system_config("webhooks", webhooks_core::Doc::from_value(cfg).unwrap())
-            .await
-            .unwrap();
-    }
+    // KAZOO's threshold (6 failures); a 4 s window makes the disabler look every second.
+    let tmp =
+        data_dir_with(json!({"attempt_failure_count": 6, "attempt_failure_expiry_ms": 4000})).await;
     let d = Daemon::start_in(tmp.path(), &[]);
     let (master, root) = d.master().await;
     let id = master

@@ -33,6 +33,8 @@ pub mod registry;
 pub mod store;
 pub mod table;
 mod tag;
+#[cfg(test)]
+mod test_modules;
 pub mod time;
 pub mod transport;
 pub mod validate;

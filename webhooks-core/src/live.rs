@@ -155,32 +155,12 @@ impl LiveHooks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, EventError};
-    use crate::module::{Binding, Dispatch, HookFinder, ModuleMetadata, WebhookModule};
     use serde_json::json;
 
     const OWNER: &str = "00000000000000000000000000000001";
 
-    struct Module;
-    impl WebhookModule for Module {
-        fn init(&self) -> ModuleMetadata {
-            ModuleMetadata {
-                id: "channel_destroy".into(),
-                name: "channel_destroy".into(),
-                description: String::new(),
-                modifiers: None,
-            }
-        }
-        fn bindings_and_responders(&self) -> Vec<Binding> {
-            vec![]
-        }
-        fn handle_event(&self, _: &Event, _: &dyn HookFinder) -> Result<Vec<Dispatch>, EventError> {
-            Ok(vec![])
-        }
-    }
-
     fn live() -> LiveHooks {
-        LiveHooks::new(ModuleRegistry::new().register(Module))
+        LiveHooks::new(crate::test_modules::registry_of(&["channel_destroy"]))
     }
 
     fn owner() -> AccountId {

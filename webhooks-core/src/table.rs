@@ -443,40 +443,7 @@ mod tests {
     }
 
     fn registry() -> ModuleRegistry {
-        webhooks_modules_stub::registry()
-    }
-
-    /// A registry knowing `channel_create` and `object`, without depending on the modules crate.
-    mod webhooks_modules_stub {
-        use crate::event::{Event, EventError};
-        use crate::module::*;
-        use crate::registry::ModuleRegistry;
-        struct M(&'static str);
-        impl WebhookModule for M {
-            fn init(&self) -> ModuleMetadata {
-                ModuleMetadata {
-                    id: self.0.into(),
-                    name: self.0.into(),
-                    description: String::new(),
-                    modifiers: None,
-                }
-            }
-            fn bindings_and_responders(&self) -> Vec<Binding> {
-                vec![]
-            }
-            fn handle_event(
-                &self,
-                _: &Event,
-                _: &dyn HookFinder,
-            ) -> Result<Vec<Dispatch>, EventError> {
-                Ok(vec![])
-            }
-        }
-        pub fn registry() -> ModuleRegistry {
-            ModuleRegistry::new()
-                .register(M("channel_create"))
-                .register(M("object"))
-        }
+        crate::test_modules::registry_of(&["channel_create", "object"])
     }
 
     fn table() -> HookTable {
