@@ -75,7 +75,7 @@ pub struct ApiState(Arc<Inner>);
 impl ApiState {
     /// `hooks` is the delivery engine's (`Engine::hooks`): every edit made through the API
     /// reaches it at once. An API served without an engine passes a `LiveHooks` of its own.
-    /// `signing_secret` signs auth tokens; [`bootstrap`] keeps one in the store.
+    /// `signing_secret` signs auth tokens; [`bootstrap()`] keeps one in the store.
     pub fn new(
         store: Arc<dyn Store>,
         hooks: Arc<LiveHooks>,
