@@ -163,3 +163,29 @@ async fn sigterm_during_a_stream_loses_nothing_that_was_accepted() {
         attempts.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once_without_waiting_for_the_drain() {
+    let hanging = Receiver::start_on("127.0.0.2:0").await;
+    hanging.answer("/hang", Answer::Hang);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(tmp.path(), &["--drain-deadline-secs", "30"]);
+    let (master, root) = d.master().await;
+    let hook = json!({"name": "h", "uri": hanging.url("/hang"), "hook": "channel_create"});
+    master.create_hook(&root, hook).await;
+    let r = master
+        .send("POST", "/v2/events", Some(channel_create(&root, "hang-1")))
+        .await;
+    assert_eq!(r.status, 202);
+    hanging.wait_for("/hang", 1).await;
+    // The first signal starts a drain that would wait for the hanging request (30 s).
+    let exiting = d.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    exiting.terminate_again();
+    let exit = tokio::task::spawn_blocking(move || exiting.wait(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let (status, took) = exit.expect("webhooksd ignored the second signal");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}

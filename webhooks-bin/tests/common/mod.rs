@@ -119,6 +119,13 @@ pub struct Exiting {
 }
 
 impl Exiting {
+    /// Sends SIGTERM again.
+    pub fn terminate_again(&self) {
+        let _ = Command::new("kill")
+            .arg(self.daemon.child.id().to_string())
+            .status();
+    }
+
     /// Waits up to `patience` for the exit; returns its status and the time from the signal
     /// (`None`: still running, then killed).
     pub fn wait(mut self, patience: Duration) -> Option<(std::process::ExitStatus, Duration)> {
