@@ -31,6 +31,19 @@ async fn data_dir_with(settings: Value) -> tempfile::TempDir {
     tmp
 }
 
+/// The hook at `path`'s `disable_reason` once it has one (bounded: 6 s), else null.
+async fn disable_reason(master: &common::Client, path: &str) -> Value {
+    let mut reason = Value::Null;
+    for _ in 0..120 {
+        reason = master.get(path).await.body["data"]["disable_reason"].clone();
+        if !reason.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    reason
+}
+
 /// The receiver listens on 127.0.0.2: KAZOO's default refusal list blocks 127.0.0.1 only.
 async fn receiver() -> Receiver {
     Receiver::start_on("127.0.0.2:0").await
@@ -138,15 +151,10 @@ async fn failing_hook_shows_attempts_gets_disabled_and_is_re_enabled() {
     assert_eq!(account_wide.data().as_array().unwrap().len(), 3);
 
     // Three failures within 2 s reach the threshold: the disabler switches the hook off.
-    let mut reason = Value::Null;
-    for _ in 0..200 {
-        reason = master.get(&path).await.body["data"]["disable_reason"].clone();
-        if !reason.is_null() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert_eq!(reason, "too many failed attempts");
+    assert_eq!(
+        disable_reason(&master, &path).await,
+        "too many failed attempts"
+    );
     let summary = master.get(&format!("/v2/accounts/{root}/webhooks")).await;
     assert_eq!(summary.data()[0]["enabled"], false);
     assert_eq!(
@@ -210,16 +218,11 @@ async fn a_hook_failing_right_after_its_creation_is_disabled() {
     }
     rx.wait_for("/down", 8).await;
     let path = format!("/v2/accounts/{root}/webhooks/{id}");
-    let mut reason = Value::Null;
-    // Bounded: 6 s, the window and then some; the disabler looks every second.
-    for _ in 0..120 {
-        reason = master.get(&path).await.body["data"]["disable_reason"].clone();
-        if !reason.is_null() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(reason, "too many failed attempts");
+    // The window and then some: the disabler looks every second.
+    assert_eq!(
+        disable_reason(&master, &path).await,
+        "too many failed attempts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

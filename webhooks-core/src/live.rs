@@ -160,7 +160,9 @@ mod tests {
     const OWNER: &str = "00000000000000000000000000000001";
 
     fn live() -> LiveHooks {
-        LiveHooks::new(crate::test_modules::registry_of(&["channel_destroy"]))
+        let registry =
+            ModuleRegistry::new().register(crate::test_modules::StandIn::named("channel_destroy"));
+        LiveHooks::new(registry)
     }
 
     fn owner() -> AccountId {

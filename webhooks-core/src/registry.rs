@@ -129,40 +129,26 @@ impl ModuleRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, EventError};
-    use crate::module::{Binding, Dispatch, HookFinder};
+    use crate::test_modules::StandIn;
     use serde_json::json;
 
-    struct Fake(&'static str, bool);
-    impl WebhookModule for Fake {
-        fn init(&self) -> ModuleMetadata {
-            ModuleMetadata {
-                id: self.0.into(),
-                name: self.0.into(),
-                description: String::new(),
-                modifiers: None,
-            }
-        }
-        fn bindings_and_responders(&self) -> Vec<Binding> {
-            vec![]
-        }
-        fn handle_event(&self, _: &Event, _: &dyn HookFinder) -> Result<Vec<Dispatch>, EventError> {
-            Ok(vec![])
-        }
-        fn samples(&self) -> Vec<Value> {
-            if self.1 {
+    /// A module named `id`, with one sample or none.
+    fn fake(id: &'static str, with_sample: bool) -> StandIn {
+        StandIn {
+            samples: if with_sample {
                 vec![json!({"a":1})]
             } else {
                 vec![]
-            }
+            },
+            ..StandIn::named(id)
         }
     }
 
     #[test]
     fn registry_lists_names_and_samples() {
         let r = ModuleRegistry::new()
-            .register(Fake("zeta", true))
-            .register(Fake("alpha", false));
+            .register(fake("zeta", true))
+            .register(fake("alpha", false));
         assert_eq!(r.hook_names(), vec!["all", "alpha", "zeta"]);
         assert!(r.is_available("alpha"));
         assert!(!r.is_available("all"));
@@ -175,8 +161,8 @@ mod tests {
     #[test]
     fn registering_same_id_replaces() {
         let r = ModuleRegistry::new()
-            .register(Fake("a", false))
-            .register(Fake("a", true));
+            .register(fake("a", false))
+            .register(fake("a", true));
         assert_eq!(r.catalogue().len(), 1);
         assert_eq!(r.sample_ids(), vec!["webhooks_a"]);
     }

@@ -443,7 +443,10 @@ mod tests {
     }
 
     fn registry() -> ModuleRegistry {
-        crate::test_modules::registry_of(&["channel_create", "object"])
+        use crate::test_modules::StandIn;
+        ModuleRegistry::new()
+            .register(StandIn::named("channel_create"))
+            .register(StandIn::named("object"))
     }
 
     fn table() -> HookTable {

@@ -1,20 +1,36 @@
 //! Tests' stand-ins for KAZOO's modules (core cannot depend on `webhooks-modules`): modules
-//! that only have a name, enough for the registry and the hook table to know a hook event.
+//! that are only a name, optionally with modifiers or samples, enough for the registry, the
+//! hook table and validation to know a hook event.
+
+use serde_json::Value;
 
 use crate::event::{Event, EventError};
 use crate::module::{Binding, Dispatch, HookFinder, ModuleMetadata, WebhookModule};
-use crate::registry::ModuleRegistry;
 
-/// A module that is only a name.
-struct Named(&'static str);
+/// A module that is a name, its catalogue `modifiers` and its samples; it handles nothing.
+pub(crate) struct StandIn {
+    pub(crate) id: &'static str,
+    pub(crate) modifiers: Option<Value>,
+    pub(crate) samples: Vec<Value>,
+}
 
-impl WebhookModule for Named {
+impl StandIn {
+    pub(crate) fn named(id: &'static str) -> Self {
+        StandIn {
+            id,
+            modifiers: None,
+            samples: Vec::new(),
+        }
+    }
+}
+
+impl WebhookModule for StandIn {
     fn init(&self) -> ModuleMetadata {
         ModuleMetadata {
-            id: self.0.into(),
-            name: self.0.into(),
+            id: self.id.into(),
+            name: self.id.into(),
             description: String::new(),
-            modifiers: None,
+            modifiers: self.modifiers.as_ref().and_then(|v| v.as_object().cloned()),
         }
     }
     fn bindings_and_responders(&self) -> Vec<Binding> {
@@ -23,10 +39,7 @@ impl WebhookModule for Named {
     fn handle_event(&self, _: &Event, _: &dyn HookFinder) -> Result<Vec<Dispatch>, EventError> {
         Ok(vec![])
     }
-}
-
-/// A registry knowing these hook events.
-pub(crate) fn registry_of(ids: &[&'static str]) -> ModuleRegistry {
-    ids.iter()
-        .fold(ModuleRegistry::new(), |r, id| r.register(Named(id)))
+    fn samples(&self) -> Vec<Value> {
+        self.samples.clone()
+    }
 }

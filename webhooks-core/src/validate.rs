@@ -305,31 +305,20 @@ fn check_modifiers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, EventError};
-    use crate::module::{Binding, Dispatch, HookFinder, ModuleMetadata, WebhookModule};
+    use crate::test_modules::StandIn;
 
-    struct Meta(&'static str, Option<Value>);
-    impl WebhookModule for Meta {
-        fn init(&self) -> ModuleMetadata {
-            ModuleMetadata {
-                id: self.0.into(),
-                name: self.0.into(),
-                description: String::new(),
-                modifiers: self.1.clone().and_then(|v| v.as_object().cloned()),
-            }
-        }
-        fn bindings_and_responders(&self) -> Vec<Binding> {
-            vec![]
-        }
-        fn handle_event(&self, _: &Event, _: &dyn HookFinder) -> Result<Vec<Dispatch>, EventError> {
-            Ok(vec![])
+    /// A module named `id` with these catalogue modifiers.
+    fn meta(id: &'static str, modifiers: Option<Value>) -> StandIn {
+        StandIn {
+            modifiers,
+            ..StandIn::named(id)
         }
     }
 
     fn registry() -> ModuleRegistry {
         ModuleRegistry::new()
-            .register(Meta("channel_create", None))
-            .register(Meta(
+            .register(meta("channel_create", None))
+            .register(meta(
                 "object",
                 Some(
                     json!({"type": {"type": "array", "items": ["all", "user", "device"]},
