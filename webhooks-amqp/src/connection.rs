@@ -78,7 +78,7 @@ impl Supervisor {
         Supervisor {
             bindings: declare::shared_bindings(registry),
             shared: SharedQueue::new(events, reenabler, stats.clone()),
-            node: NodeQueue::new(config_listener, stats.clone()),
+            node: NodeQueue::new(config_listener, stats.clone(), config.node.clone()),
             config,
             publisher,
             stats,

@@ -15,7 +15,8 @@ use webhooks_core::ModuleRegistry;
 use crate::config::AmqpConfig;
 use crate::error::{AmqpError, During};
 use crate::keys::{
-    exchange_kind, exchanges, ACCOUNT_DELETIONS, KAZOO_EXCHANGES, REENABLE_KEY, WEBHOOK_DOC_CHANGES,
+    exchange_kind, exchanges, ACCOUNT_DELETIONS, KAZOO_EXCHANGES, NODES_EXCHANGE,
+    PEER_FAILURES_KEY, REENABLE_KEY, WEBHOOK_DOC_CHANGES,
 };
 
 /// A channel and the consumer started on it (cancelling a consumer needs its channel).
@@ -204,7 +205,8 @@ async fn warn_if_missing(connection: &Connection, exchange: &str) {
 }
 
 /// Declares this node's configuration queue (exclusive, auto-delete, named by the broker),
-/// binds it to webhook document changes and account deletions, and starts consuming it.
+/// binds it to webhook document changes, account deletions and the failed tries other nodes
+/// share, and starts consuming it.
 pub(crate) async fn consume_node_queue(connection: &Connection) -> Result<Consuming, AmqpError> {
     let channel = connection
         .create_channel()
@@ -222,11 +224,17 @@ pub(crate) async fn consume_node_queue(connection: &Connection) -> Result<Consum
         )
         .await
         .during("declaring the node's configuration queue")?;
-    for key in [WEBHOOK_DOC_CHANGES, ACCOUNT_DELETIONS] {
+    declare_exchange(&channel, NODES_EXCHANGE).await?;
+    let bindings = [
+        (exchanges::CONFIGURATION, WEBHOOK_DOC_CHANGES),
+        (exchanges::CONFIGURATION, ACCOUNT_DELETIONS),
+        (NODES_EXCHANGE, PEER_FAILURES_KEY),
+    ];
+    for (exchange, key) in bindings {
         channel
             .queue_bind(
                 queue.name().clone(),
-                exchanges::CONFIGURATION.into(),
+                exchange.into(),
                 key.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),

@@ -43,6 +43,14 @@ pub const REENABLE_KEY: &str = "configuration.doc_type_update.webhook";
 /// Bound on the per-node queue: every change to a webhook document (spec §4.1).
 pub const WEBHOOK_DOC_CHANGES: &str = "*.webhooks.webhook.*";
 
+/// The exchange the nodes share their failed tries on (`failures.rs`): a topic exchange of
+/// our own, so the batches reach every node's own queue and never the shared queue (KAZOO's
+/// `object` hooks bind all of `configuration`).
+pub const NODES_EXCHANGE: &str = "webhooks_nodes";
+
+/// Bound on the per-node queue (on [`NODES_EXCHANGE`]): the failed tries other nodes share.
+pub const PEER_FAILURES_KEY: &str = "failed_tries";
+
 /// Bound on the per-node queue: account deletions, which take the account's hooks with them.
 pub const ACCOUNT_DELETIONS: &str = "doc_deleted.*.account.*";
 

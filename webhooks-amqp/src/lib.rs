@@ -7,7 +7,8 @@
 //! same broker. It depends on `webhooks-core` only and talks to the engine through core's
 //! traits: [`EventSink`](webhooks_core::EventSink) for events,
 //! [`ConfigListener`](webhooks_core::transport::ConfigListener) for configuration, and it is
-//! the engine's [`Notifier`](webhooks_core::transport::Notifier).
+//! the engine's [`Notifier`](webhooks_core::transport::Notifier) and
+//! [`FailureShare`](webhooks_core::transport::FailureShare).
 //!
 //! Start with [`AmqpTransport::start`]; a message is followed from the top down, and no file
 //! imports one above it:
@@ -19,7 +20,9 @@
 //! - `shared.rs`: the queue the cluster shares (each event to one node): handover to the
 //!   engine, ack after, cancel and wind-down; `redelivery.rs`: recognising the redelivery of
 //!   a message already handed over;
-//! - `node.rs`: this node's own queue of document change notices;
+//! - `node.rs`: this node's own queue of document change notices and of the failed tries
+//!   other nodes share; `failures.rs`: sharing this node's failed tries, in batches, so every
+//!   node counts every failure towards auto-disable;
 //! - `reenable.rs`: crossbar's re-enable requests, answered through `publisher.rs`: what goes
 //!   back out (replies, notifications), on whatever connection is current;
 //! - leaves that import nothing of the above: `ending.rs` (how a session ends), `error.rs`,
@@ -37,6 +40,7 @@ mod connection;
 mod declare;
 mod ending;
 mod error;
+mod failures;
 pub mod keys;
 mod message;
 mod node;

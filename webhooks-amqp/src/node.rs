@@ -4,7 +4,8 @@
 //! node has its own queue (exclusive, auto-delete, named by the broker) bound on the
 //! `configuration` exchange to webhook document changes and account deletions. Notices are
 //! applied one at a time, in the order they were published, so a create followed by a delete
-//! cannot be applied the other way round.
+//! cannot be applied the other way round. The same queue brings the failed tries the other
+//! nodes share (`failures.rs`).
 //!
 //! Notices published while this node is disconnected are not queued for it (its queue goes
 //! with its connection, as in KAZOO); the engine's follow of the store's change feed catches
@@ -20,18 +21,30 @@ use webhooks_core::transport::{ConfigListener, DocAction, DocChange};
 use webhooks_core::{AccountId, Event};
 
 use crate::ending::{cancel_consumer, SessionEnd, SessionEnding};
+use crate::failures::peer_batch;
+use crate::keys::NODES_EXCHANGE;
 use crate::message::decode;
-use crate::stats::{inc, AmqpStats};
+use crate::stats::{add, inc, AmqpStats};
 
 /// The configuration-notice consumer's state: who applies the notices.
 pub(crate) struct NodeQueue {
     listener: Arc<dyn ConfigListener>,
     stats: Arc<AmqpStats>,
+    /// This node's name: its own shared failures come back on its queue and are skipped.
+    node: String,
 }
 
 impl NodeQueue {
-    pub(crate) fn new(listener: Arc<dyn ConfigListener>, stats: Arc<AmqpStats>) -> Arc<Self> {
-        Arc::new(NodeQueue { listener, stats })
+    pub(crate) fn new(
+        listener: Arc<dyn ConfigListener>,
+        stats: Arc<AmqpStats>,
+        node: String,
+    ) -> Arc<Self> {
+        Arc::new(NodeQueue {
+            listener,
+            stats,
+            node,
+        })
     }
 
     /// Applies notices one at a time until the session ends. Then it cancels the consumer, so
@@ -71,6 +84,9 @@ impl NodeQueue {
 
     async fn apply(&self, delivery: &Delivery) {
         let routing_key = delivery.routing_key.as_str();
+        if delivery.exchange.as_str() == NODES_EXCHANGE {
+            return self.count_peer_failures(delivery);
+        }
         match decode(delivery).map(|e| doc_change(&e, routing_key)) {
             Ok(Some(change)) => {
                 self.listener.doc_changed(&change).await;
@@ -83,6 +99,19 @@ impl NodeQueue {
             Err(why) => {
                 tracing::warn!(routing_key, reason = %why.0, "malformed doc change notice ignored")
             }
+        }
+    }
+}
+
+impl NodeQueue {
+    fn count_peer_failures(&self, delivery: &Delivery) {
+        match decode(delivery).map(|e| peer_batch(&e, &self.node)) {
+            Ok(Some(failures)) => {
+                self.listener.peer_failures(&failures);
+                add(&self.stats.peer_failures, failures.len() as u64);
+            }
+            Ok(None) => {}
+            Err(why) => tracing::warn!(reason = %why.0, "malformed failure batch ignored"),
         }
     }
 }

@@ -13,10 +13,17 @@ pub(crate) struct AmqpStats {
     pub(crate) config_notices: AtomicU64,
     pub(crate) notifications_published: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) failures_shared: AtomicU64,
+    pub(crate) failures_unshared: AtomicU64,
+    pub(crate) peer_failures: AtomicU64,
 }
 
 pub(crate) fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// The counters at one moment.
@@ -42,6 +49,13 @@ pub struct AmqpStatsSnapshot {
     pub notifications_published: u64,
     /// Times the connection was re-established after it was lost.
     pub reconnects: u64,
+    /// This node's failed tries sent to the other nodes.
+    pub failures_shared: u64,
+    /// This node's failed tries the other nodes were not told about (outbox full, or no
+    /// connection within a few seconds).
+    pub failures_unshared: u64,
+    /// Failed tries other nodes told this one about.
+    pub peer_failures: u64,
 }
 
 impl AmqpStats {
@@ -56,6 +70,9 @@ impl AmqpStats {
             config_notices: get(&self.config_notices),
             notifications_published: get(&self.notifications_published),
             reconnects: get(&self.reconnects),
+            failures_shared: get(&self.failures_shared),
+            failures_unshared: get(&self.failures_unshared),
+            peer_failures: get(&self.peer_failures),
         }
     }
 }

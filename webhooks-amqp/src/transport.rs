@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
-use webhooks_core::transport::{ConfigListener, Notifier};
+use webhooks_core::transport::{ConfigListener, FailedTry, FailureShare, Notifier};
 use webhooks_core::{Event, EventSink, ModuleRegistry};
 
 use crate::config::AmqpConfig;
 use crate::connection::Supervisor;
 use crate::error::AmqpError;
+use crate::failures::FailureOutbox;
 use crate::publisher::Publisher;
 use crate::stats::{inc, AmqpStats, AmqpStatsSnapshot};
 
@@ -45,12 +46,19 @@ impl AmqpTransport {
             stats.clone(),
         );
         let (stop, stopped) = watch::channel(false);
+        let failures = FailureOutbox::start(
+            config.node.clone(),
+            publisher.clone(),
+            stats.clone(),
+            stopped.clone(),
+        );
         let supervisor = supervisor.start(stopped).await?;
         Ok(AmqpHandle {
             inner: Arc::new(HandleInner {
                 config,
                 stats,
                 publisher,
+                failures,
                 stop,
                 supervisor: Mutex::new(Some(supervisor)),
             }),
@@ -62,6 +70,8 @@ struct HandleInner {
     config: AmqpConfig,
     stats: Arc<AmqpStats>,
     publisher: Publisher,
+    /// This node's failed tries on their way to the other nodes.
+    failures: FailureOutbox,
     /// Set to stop the transport; dropping it (with the last handle) stops it too.
     stop: watch::Sender<bool>,
     /// The task that keeps a connection open, until it is joined.
@@ -151,6 +161,16 @@ impl Notifier for AmqpHandle {
             "notification published"
         );
         Ok(())
+    }
+}
+
+/// Give a clone to the engine (`Engine::set_failure_share`) so the other nodes count this
+/// node's failed tries.
+impl FailureShare for AmqpHandle {
+    fn share(&self, failure: FailedTry) {
+        if !self.inner.failures.push(failure) {
+            inc(&self.inner.stats.failures_unshared);
+        }
     }
 }
 

@@ -4,6 +4,11 @@
 //! KAZOO keeps every webhooks node in step with configuration through AMQP: document change
 //! notices (`doc_created` / `doc_edited` / `doc_deleted`, spec §4.2), re-enable requests from
 //! crossbar (§4.3), and the `webhook_disabled` notification the disabler publishes (§4.5).
+//!
+//! Several nodes share one more thing KAZOO leaves per node: the failed tries that count
+//! towards auto-disable ([`FailedTry`], [`FailureShare`]). KAZOO keeps them in each node's
+//! cache, so with three nodes a hook needs three times the failures before it is disabled;
+//! here each node tells the others, and every node counts every failure.
 
 use async_trait::async_trait;
 
@@ -56,6 +61,25 @@ pub trait ConfigListener: Send + Sync {
     /// Crossbar's re-enable request: re-enable the auto-disabled hooks of `account` (and of
     /// its descendants); returns how many.
     async fn reenable(&self, account: &AccountId, descendants: bool) -> StoreResult<usize>;
+
+    /// Failed tries another node made: count them as if they were this node's.
+    fn peer_failures(&self, failures: &[FailedTry]);
+}
+
+/// One failed try of a hook, as counted towards auto-disable (spec §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedTry {
+    pub account: AccountId,
+    pub hook: String,
+    /// When it failed, unix milliseconds (the failing node's clock).
+    pub at_ms: i64,
+}
+
+/// Tells the other nodes about this node's failed tries (the AMQP transport implements it).
+/// Called on the delivery path, so it must not wait: an implementation queues and sends in
+/// the background, and drops (and counts) what it cannot keep up with.
+pub trait FailureShare: Send + Sync {
+    fn share(&self, failure: FailedTry);
 }
 
 /// Publishes notifications to the outside world (the AMQP `notifications` exchange).

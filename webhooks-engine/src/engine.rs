@@ -22,7 +22,9 @@ use webhooks_core::config::WebhooksConfig;
 use webhooks_core::event::{Event, EventError};
 use webhooks_core::live::LiveHooks;
 use webhooks_core::reenable::reenable_tree;
-use webhooks_core::transport::{ConfigListener, DocAction, DocChange, Notifier};
+use webhooks_core::transport::{
+    ConfigListener, DocAction, DocChange, FailedTry, FailureShare, Notifier,
+};
 use webhooks_core::{
     Account, AccountId, Doc, EventSink, ModuleRegistry, PublishReport, Store, StoreError,
 };
@@ -31,6 +33,7 @@ use crate::attempts::{AttemptsPending, WriterConfig};
 use crate::config::EngineConfig;
 use crate::disabler::{Disabler, Notices};
 use crate::intake::Intake;
+use crate::peers::Peers;
 use crate::recorder::TryRecorder;
 use crate::router::{Router, RouterLoad, Shutdown};
 use crate::sender::{HttpSender, SenderConfig, SenderError};
@@ -67,6 +70,7 @@ pub struct Engine {
     router_load: Arc<RouterLoad>,
     attempts_pending: AttemptsPending,
     notices: Arc<Notices>,
+    peers: Arc<Peers>,
     tasks: Arc<Tasks>,
 }
 
@@ -115,11 +119,13 @@ impl Engine {
             },
             stats.clone(),
         );
+        let peers = Arc::new(Peers::default());
         let recorder = TryRecorder {
             hooks: hooks.clone(),
             attempts,
             settings: settings.clone(),
             stats: stats.clone(),
+            peers: peers.clone(),
             stop: stop.clone(),
         };
         let (jobs_tx, jobs_rx) = mpsc::channel(config.intake_capacity);
@@ -175,6 +181,7 @@ impl Engine {
             router_load,
             attempts_pending,
             notices,
+            peers,
             tasks: Arc::new(Tasks {
                 _stop_on_drop: stop.clone().drop_guard(),
                 stop,
@@ -214,6 +221,13 @@ impl Engine {
     /// in through the transport, so `notifications` hooks fire exactly once.
     pub fn set_notifier(&self, notifier: Box<dyn Notifier>) {
         self.notices.transport.store(Some(Arc::new(notifier)));
+    }
+
+    /// Tells the other nodes (through `share`, the AMQP transport) about every failed try, so
+    /// that each node counts every node's failures towards auto-disable; they tell this one
+    /// through [`ConfigListener::peer_failures`].
+    pub fn set_failure_share(&self, share: Box<dyn FailureShare>) {
+        self.peers.attach(share);
     }
 
     /// Re-reads KAZOO's settings from the store now (the disabler does it every tick).
@@ -355,5 +369,12 @@ impl ConfigListener for Engine {
             total += saved.len();
         }
         Ok(total)
+    }
+
+    fn peer_failures(&self, failures: &[FailedTry]) {
+        for failure in failures {
+            self.hooks
+                .record_failure(&failure.account, &failure.hook, failure.at_ms);
+        }
     }
 }

@@ -23,6 +23,7 @@ mod engine;
 mod follow;
 mod intake;
 mod migrate;
+mod peers;
 mod recorder;
 mod router;
 pub mod sender;

@@ -10,6 +10,7 @@ use webhooks_core::live::LiveHooks;
 
 use crate::attempts::AttemptQueue;
 use crate::intake::Job;
+use crate::peers::Peers;
 use crate::settings::Settings;
 use crate::stats::{inc, EngineStats};
 
@@ -20,6 +21,8 @@ pub(crate) struct TryRecorder {
     pub(crate) attempts: AttemptQueue,
     pub(crate) settings: Settings,
     pub(crate) stats: Arc<EngineStats>,
+    /// The other nodes, told about every failed try so they count it too.
+    pub(crate) peers: Arc<Peers>,
     /// Once cancelled (shutdown), a failed try is final: no retry is scheduled.
     pub(crate) stop: CancellationToken,
 }
@@ -39,11 +42,10 @@ impl TryRecorder {
             }
             return None;
         }
-        self.hooks.record_failure(
-            &d.hook.account_id,
-            &d.hook.id,
-            webhooks_core::time::now_unix_ms(),
-        );
+        let failed_at = webhooks_core::time::now_unix_ms();
+        self.hooks
+            .record_failure(&d.hook.account_id, &d.hook.id, failed_at);
+        self.peers.failed(&d.hook.account_id, &d.hook.id, failed_at);
         inc(&self.stats.tries_failed);
         tracing::debug!(hook = %d.hook.id, uri = %d.hook.uri, ?outcome, "delivery try failed");
         let doc = attempt_doc(d, &outcome, tries_left_before, now);

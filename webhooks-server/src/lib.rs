@@ -96,6 +96,7 @@ impl Server {
                 let handle =
                     AmqpTransport::start(amqp_config, registry, listener.clone(), listener).await?;
                 engine.set_notifier(Box::new(handle.clone()));
+                engine.set_failure_share(Box::new(handle.clone()));
                 Some(handle)
             }
             None => None,
