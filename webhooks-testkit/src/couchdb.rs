@@ -95,7 +95,11 @@ impl PouchServer {
             if answers_root(&addr).await {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!(
                     "pouchdb-server exited with {status}; see {}",
                     self.work.join("log.txt").display()
@@ -195,18 +199,29 @@ fn free_port() -> u16 {
 
 /// Kills the child's whole process group (it was started as its leader).
 fn kill_group(child: &Child) {
-    if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &format!("-{pid}")])
+    if let Some(group) = child.id().filter(|&pid| pid > 1) {
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &kill_group_command(group)])
             .status();
     }
 }
 
+/// The shell command that kills a whole process group. The shell's own `kill`, never
+/// `/usr/bin/kill`: procps-ng 4.0.2 misreads negative pids (`kill -KILL -<group>` does not
+/// signal the group and may signal far more; `-s KILL -- -<group>` is refused for some).
+fn kill_group_command(group: u32) -> String {
+    format!("kill -s KILL -- -{group} 2>/dev/null")
+}
+
 /// Starts a detached watchdog that kills process group `group` when this process has exited.
 fn kill_group_after_this_process(group: u32) {
+    if group <= 1 {
+        return;
+    }
     let script = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -KILL -{group} 2>/dev/null",
-        std::process::id()
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; {}",
+        std::process::id(),
+        kill_group_command(group)
     );
     let _ = std::process::Command::new("sh")
         .args(["-c", &script])

@@ -43,7 +43,10 @@ pub(super) async fn save(couch: &Couch, months: &Months, docs: &[Doc]) -> Result
     let placed = docs.iter().map(place).collect::<Result<Vec<_>, _>>()?;
     let mut groups: Vec<(AccountId, Month, Vec<Value>)> = Vec::new();
     for p in placed {
-        match groups.iter_mut().find(|g| g.0 == p.account && g.1 == p.month) {
+        match groups
+            .iter_mut()
+            .find(|g| g.0 == p.account && g.1 == p.month)
+        {
             Some(group) => group.2.push(p.doc.into_value()),
             None => groups.push((p.account, p.month, vec![p.doc.into_value()])),
         }
@@ -64,7 +67,9 @@ pub(super) async fn save(couch: &Couch, months: &Months, docs: &[Doc]) -> Result
 /// Checks an attempt's keys and gives it its id and `pvt_account_db`.
 fn place(doc: &Doc) -> Result<Placed, StoreError> {
     let bad = |why: &str| StoreError::Backend(format!("unusable attempt: {why}"));
-    let account = doc.account_id().ok_or_else(|| bad("no string pvt_account_id"))?;
+    let account = doc
+        .account_id()
+        .ok_or_else(|| bad("no string pvt_account_id"))?;
     let account = AccountId::parse(account).map_err(|e| bad(&e.to_string()))?;
     let created = doc
         .i64("pvt_created")
@@ -125,7 +130,7 @@ impl Cursor {
 }
 
 fn unhex(hex: &str) -> Option<String> {
-    if hex.is_empty() || hex.len() % 2 != 0 {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..hex.len())
@@ -220,7 +225,13 @@ async fn in_month(
     let (mut lo, mut hi) = (lo, hi);
     if let Some(c) = cursor {
         // The cursor's own second, from its row on; then the range past that second.
-        let tie = |id: &str| if q.ascending { id >= c.id.as_str() } else { id <= c.id.as_str() };
+        let tie = |id: &str| {
+            if q.ascending {
+                id >= c.id.as_str()
+            } else {
+                id <= c.id.as_str()
+            }
+        };
         let rows = range(couch, db, q, c.created, c.created, None).await?;
         out.extend(rows.into_iter().filter(|f| tie(&f.id)).take(need));
         let past = if q.ascending {
@@ -248,10 +259,18 @@ async fn range(
     limit: Option<usize>,
 ) -> Result<Vec<Found>, StoreError> {
     let (view, lo_key, hi_key) = match &q.hook {
-        Some(hook) => ("attempts_by_hook_listing", json!([hook, lo]), json!([hook, hi])),
+        Some(hook) => (
+            "attempts_by_hook_listing",
+            json!([hook, lo]),
+            json!([hook, hi]),
+        ),
         None => ("attempts_by_time_listing", json!(lo), json!(hi)),
     };
-    let (start, end) = if q.ascending { (lo_key, hi_key) } else { (hi_key, lo_key) };
+    let (start, end) = if q.ascending {
+        (lo_key, hi_key)
+    } else {
+        (hi_key, lo_key)
+    };
     let params = QueryParams {
         start_key: Some(start),
         end_key: Some(end),
@@ -261,7 +280,11 @@ async fn range(
         ..QueryParams::default()
     };
     let rows = couch.view_if_db(db, "webhooks", view, params).await?;
-    Ok(rows.unwrap_or_default().into_iter().filter_map(found).collect())
+    Ok(rows
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(found)
+        .collect())
 }
 
 fn found(row: Row) -> Option<Found> {
@@ -314,8 +337,13 @@ async fn prune_month(couch: &Couch, db: &str) -> Result<u64, StoreError> {
 }
 
 async fn count(couch: &Couch, db: &str) -> Result<u64, StoreError> {
-    let path = format!("{}/_design/webhooks/_view/attempts_by_time_listing", couch.db_path(db));
-    let req = couch.req(reqwest::Method::GET, &path).query(&[("limit", "0")]);
+    let path = format!(
+        "{}/_design/webhooks/_view/attempts_by_time_listing",
+        couch.db_path(db)
+    );
+    let req = couch
+        .req(reqwest::Method::GET, &path)
+        .query(&[("limit", "0")]);
     match couch.send(req).await? {
         (200, body) => Ok(body["total_rows"].as_u64().unwrap_or(0)),
         (404, _) => Ok(0),
@@ -337,7 +365,13 @@ async fn delete_attempts(couch: &Couch, db: &str, until: Option<i64>) -> Result<
     let tombstones: Vec<Value> = rows
         .iter()
         .filter_map(|r| r.doc.as_ref())
-        .map(|d| tombstone(d.id().unwrap_or_default(), d.rev().unwrap_or_default(), None))
+        .map(|d| {
+            tombstone(
+                d.id().unwrap_or_default(),
+                d.rev().unwrap_or_default(),
+                None,
+            )
+        })
         .collect();
     let n = tombstones.len() as u64;
     couch.bulk(db, tombstones).await?;
@@ -362,7 +396,10 @@ mod tests {
         let back = Cursor::parse(&text).unwrap();
         assert_eq!((back.created, back.id.as_str()), (-5, "a b/é"));
         for forged in ["cc.1.zz", "cc.x.61", "at.1.61", "cc.1."] {
-            assert!(Cursor::parse(&AttemptCursor::new(forged)).is_err(), "{forged}");
+            assert!(
+                Cursor::parse(&AttemptCursor::new(forged)).is_err(),
+                "{forged}"
+            );
         }
     }
 

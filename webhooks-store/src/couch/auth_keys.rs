@@ -47,15 +47,29 @@ pub(super) async fn save(couch: &Couch, kid: &str, pem: &[u8]) -> Result<(), Sto
         let req = couch
             .req(reqwest::Method::PUT, &attachment_path(couch, kid))
             .query(&[("rev", rev.as_str())])
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
             .body(pem.to_vec());
-        match couch.send(req).await? {
+        match couch.send(with_content_type(req, CONTENT_TYPE)?).await? {
             (201 | 202, _) => return Ok(()),
             (409, _) => continue,
             (status, body) => return Err(answer(status, &body, SYSTEM_AUTH)),
         }
     }
     Err(StoreError::Conflict)
+}
+
+/// The request with its content type replaced: couch_rs's requests carry
+/// `application/json`, and a second `Content-Type` header would not override it.
+fn with_content_type(
+    req: reqwest::RequestBuilder,
+    content_type: &'static str,
+) -> Result<reqwest::RequestBuilder, StoreError> {
+    let (client, req) = req.build_split();
+    let mut req = req.map_err(|e| StoreError::Backend(format!("bad request: {e}")))?;
+    req.headers_mut().insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_static(content_type),
+    );
+    Ok(reqwest::RequestBuilder::from_parts(client, req))
 }
 
 /// The document kazoo_auth writes before attaching a key (its `update_pvt_parameters`).

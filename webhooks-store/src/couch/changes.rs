@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn only_its_own_positions_are_read() {
         assert_eq!(sequence(&FeedPosition::beginning()).unwrap(), "0");
-        assert_eq!(sequence(&FeedPosition::new("couch.12-g1AA")).unwrap(), "12-g1AA");
+        assert_eq!(
+            sequence(&FeedPosition::new("couch.12-g1AA")).unwrap(),
+            "12-g1AA"
+        );
         for forged in ["12", "couch.", "at.1.2"] {
             assert!(matches!(
                 sequence(&FeedPosition::new(forged)),

@@ -40,9 +40,6 @@ pub(super) struct Couch {
 impl Couch {
     pub fn new(config: &CouchConfig) -> Result<Couch, StoreError> {
         let (root, username, password) = config.split_credentials()?;
-        // reqwest is built with rustls but no crypto provider; ring is the workspace's. An
-        // error means a provider is installed already, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = couch_rs::Client::new_with_timeout(
             &root,
             username.as_deref(),
@@ -145,7 +142,9 @@ impl Couch {
         }
         let mut docs = docs;
         let results = self.db(db).bulk_docs(&mut docs).await.map_err(fault)?;
-        results.into_iter().try_for_each(|r| r.map(drop).map_err(fault))
+        results
+            .into_iter()
+            .try_for_each(|r| r.map(drop).map_err(fault))
     }
 
     /// Rows of a view, JSON query parameters as CouchDB names them (`startkey`, `limit`...).
@@ -201,7 +200,10 @@ impl Couch {
     pub async fn all_ids(&self, db: &str, from: &str, to: &str) -> Result<Vec<Row>, StoreError> {
         let path = format!("{}/_all_docs", self.db_path(db));
         let body = json!({"startkey": from, "endkey": to});
-        match self.send(self.req(reqwest::Method::POST, &path).json(&body)).await? {
+        match self
+            .send(self.req(reqwest::Method::POST, &path).json(&body))
+            .await?
+        {
             (200, body) => Ok(rows(&body)),
             (404, _) => Ok(Vec::new()),
             (status, body) => Err(answer(status, &body, &path)),
@@ -230,7 +232,9 @@ pub(super) fn with_id(mut doc: Doc) -> Result<Doc, StoreError> {
         None => doc.set("_id", webhooks_core::ids::new_doc_id()),
         Some(Value::String(id)) if !id.is_empty() => {}
         Some(other) => {
-            return Err(StoreError::Backend(format!("unusable document _id {other}")));
+            return Err(StoreError::Backend(format!(
+                "unusable document _id {other}"
+            )));
         }
     }
     Ok(doc)

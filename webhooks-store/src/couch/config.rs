@@ -70,7 +70,9 @@ impl CouchConfig {
                 .next()
                 .map(|(_, v)| v.into_owned())
         };
-        let in_url_user = Some(url.username()).filter(|u| !u.is_empty()).and_then(decode);
+        let in_url_user = Some(url.username())
+            .filter(|u| !u.is_empty())
+            .and_then(decode);
         let in_url_password = url.password().and_then(decode);
         let _ = url.set_username("");
         let _ = url.set_password(None);
@@ -108,10 +110,7 @@ mod tests {
             username: Some("u".into()),
             ..CouchConfig::new("http://x:y@127.0.0.1:5984/")
         };
-        assert_eq!(
-            config.split_credentials().unwrap().1.as_deref(),
-            Some("u")
-        );
+        assert_eq!(config.split_credentials().unwrap().1.as_deref(), Some("u"));
         assert!(CouchConfig::new("http://127.0.0.1:5984/couch")
             .split_credentials()
             .is_err());

@@ -56,10 +56,18 @@ pub(super) async fn bury_account(couch: &Couch, account: &AccountId) -> Result<(
         key: Some(json!(account.as_str())),
         ..QueryParams::default()
     };
-    let rows = couch.view(WEBHOOKS, OWN, "hooks_by_account", params).await?;
+    let rows = couch
+        .view(WEBHOOKS, OWN, "hooks_by_account", params)
+        .await?;
     let tombstones = rows
         .iter()
-        .map(|r| tombstone(&r.id, r.value.as_str().unwrap_or_default(), Some(account.as_str())))
+        .map(|r| {
+            tombstone(
+                &r.id,
+                r.value.as_str().unwrap_or_default(),
+                Some(account.as_str()),
+            )
+        })
         .collect();
     couch.bulk(WEBHOOKS, tombstones).await
 }

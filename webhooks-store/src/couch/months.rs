@@ -124,10 +124,7 @@ async fn read(couch: &Couch) -> Result<(Registry, Option<String>), StoreError> {
 
 /// Applies `change` (which says whether it changed anything) and writes the result, again
 /// from a fresh read when another writer got there first.
-async fn update(
-    couch: &Couch,
-    change: impl Fn(&mut Registry) -> bool,
-) -> Result<(), StoreError> {
+async fn update(couch: &Couch, change: impl Fn(&mut Registry) -> bool) -> Result<(), StoreError> {
     for _ in 0..ROUNDS {
         let (mut registry, rev) = read(couch).await?;
         if !change(&mut registry) {

@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn names_are_kazoos() {
         let a = AccountId::parse("4a4fc2bb0a3a7b4f0ff8c1b8e1a2b3c4").unwrap();
-        assert_eq!(modb(&a, 202401), "account/4a/4f/c2bb0a3a7b4f0ff8c1b8e1a2b3c4-202401");
+        assert_eq!(
+            modb(&a, 202401),
+            "account/4a/4f/c2bb0a3a7b4f0ff8c1b8e1a2b3c4-202401"
+        );
         assert_eq!(
             encoded(&modb(&a, 1)),
             "account%2F4a%2F4f%2Fc2bb0a3a7b4f0ff8c1b8e1a2b3c4-000001"

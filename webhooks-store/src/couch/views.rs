@@ -45,7 +45,10 @@ pub(super) async fn register(couch: &Couch) -> Result<ApiKeyView, StoreError> {
 /// the same view in this store's own design document.
 async fn api_key_view(couch: &Couch) -> Result<ApiKeyView, StoreError> {
     let kazoo = couch.get_raw(ACCOUNTS, "_design/accounts").await?;
-    if kazoo.is_some_and(|d| d.get("views").is_some_and(|v| v.get("listing_by_api").is_some())) {
+    if kazoo.is_some_and(|d| {
+        d.get("views")
+            .is_some_and(|v| v.get("listing_by_api").is_some())
+    }) {
         return Ok(("accounts", "listing_by_api"));
     }
     let own = json!({"_id": format!("_design/{OWN}"), "language": "javascript",
@@ -101,7 +104,9 @@ mod tests {
     #[test]
     fn kazoo_view_lines_become_one_function() {
         let design = joined(serde_json::from_str(MODB_DESIGN).unwrap());
-        let map = design["views"]["attempts_by_time_listing"]["map"].as_str().unwrap();
+        let map = design["views"]["attempts_by_time_listing"]["map"]
+            .as_str()
+            .unwrap();
         assert!(map.starts_with("function(doc) {\n"), "{map}");
         assert!(map.contains("emit(doc.pvt_created, null);"));
         let design = joined(serde_json::from_str(WEBHOOKS_DB_DESIGN).unwrap());
