@@ -13,6 +13,11 @@
 //! Start reading with [`EmbeddedStore`]: the default adapter, an SQLite file in the data
 //! directory. It needs no server and survives a `kill -9` without losing a committed write.
 //!
+//! [`CouchStore`] keeps the same documents in KAZOO's own CouchDB layout (the `webhooks`
+//! database, account databases and their copies in `accounts`, monthly databases for
+//! attempts), so the engine can share a cluster with KAZOO. Its tests run against a real
+//! CouchDB-compatible server (PouchDB Server, started by `webhooks-testkit`).
+//!
 //! [`contract`] is the traits' behaviour as a test suite: every adapter runs it with one line,
 //! [`store_contract_tests!`], so they all keep the same rules.
 //!
@@ -23,6 +28,8 @@
 //! [`Store`]: webhooks_core::store::Store
 
 pub mod contract;
+pub mod couch;
 pub mod embedded;
 
+pub use couch::{CouchConfig, CouchStore};
 pub use embedded::EmbeddedStore;

@@ -3,6 +3,9 @@
 //! Delivery has to be tested against a real server, not a mock: [`Receiver`] is a hyper
 //! server on a loopback port that records every request and answers each path as told (a
 //! status, a sequence of statuses, or never). Only loopback is used.
+//!
+//! [`couchdb::PouchServer`] runs a CouchDB-compatible server (PouchDB Server) for the CouchDB
+//! store's tests; [`couchdb::shared_url`] is the one a test binary shares.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,6 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+pub mod couchdb;
 pub mod rabbitmq;
 
 /// What the receiver got.

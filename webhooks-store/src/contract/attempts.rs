@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use webhooks_core::store::{AttemptCursor, AttemptQuery, StoreError};
-use webhooks_core::Store;
+use webhooks_core::{Doc, Store};
 
 use super::fixtures::{account_id, all_pages, attempt, doc, expected, ns, query, seed_attempts};
 
@@ -24,15 +24,36 @@ pub async fn attempts_list_newest_first_unless_ascending<S: Store>(store: S) {
     assert_eq!(ns(&page.attempts), expected(&rows, true, |_, _| true));
 }
 
+/// Every field a caller gave comes back untouched. A store may add only its bookkeeping:
+/// `_id` (32 hex when the attempt had none, kept when it had one), `_rev`, and
+/// `pvt_account_db` (KAZOO's CouchDB layout names the monthly database there).
 pub async fn attempts_are_returned_as_stored<S: Store>(store: S) {
     let a = account_id(1);
-    let stored = attempt(&a, "h1", 5, 0);
+    let given = attempt(&a, "h1", 5, 0);
+    let mut named = attempt(&a, "h1", 6, 1);
+    named.set("_id", "my-attempt");
     store
-        .save_attempts(vec![stored.clone()].into())
+        .save_attempts(vec![given.clone(), named.clone()].into())
         .await
         .unwrap();
     let page = store.attempts(query(&a)).await.unwrap();
-    assert_eq!(page.attempts, vec![stored]);
+    assert_eq!(page.attempts.len(), 2);
+    let (back_named, back_given) = (&page.attempts[0], &page.attempts[1]);
+    assert_eq!(back_named.id(), Some("my-attempt"));
+    if let Some(id) = back_given.get("_id") {
+        assert!(webhooks_core::ids::is_hex32(id.as_str().unwrap()), "{id}");
+    }
+    let without_bookkeeping = |d: &Doc, keep_id: bool| {
+        let mut d = d.clone();
+        for key in ["_id", "_rev", "pvt_account_db"] {
+            if !(keep_id && key == "_id") {
+                d.remove(key);
+            }
+        }
+        d
+    };
+    assert_eq!(without_bookkeeping(back_given, false), given);
+    assert_eq!(without_bookkeeping(back_named, true), named);
 }
 
 pub async fn cursor_paging_visits_every_attempt_exactly_once<S: Store>(store: S) {
