@@ -12,7 +12,7 @@ use clap::Parser;
 use webhooks_api::ApiConfig;
 use webhooks_core::config::UriBlacklist;
 use webhooks_engine::EngineConfig;
-use webhooks_server::{Server, ServerConfig};
+use webhooks_server::{CouchConfig, Server, ServerConfig};
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -98,6 +98,20 @@ struct Args {
     #[arg(long, env = "WEBHOOKS_RETRY_DELAY_MS", default_value_t = 2000)]
     retry_delay_ms: u64,
 
+    /// KAZOO's CouchDB, e.g. `http://admin:secret@127.0.0.1:5984`: accounts, hooks, attempts
+    /// (monthly databases), settings and signing keys in KAZOO's own layout, shared with
+    /// crossbar and with other webhooksd nodes. Without it, the embedded store in --data-dir.
+    #[arg(long, env = "WEBHOOKS_COUCHDB_URL", hide_env_values = true)]
+    couchdb_url: Option<String>,
+
+    /// CouchDB user (instead of writing it in the url).
+    #[arg(long, env = "WEBHOOKS_COUCHDB_USERNAME")]
+    couchdb_username: Option<String>,
+
+    /// CouchDB password (instead of writing it in the url).
+    #[arg(long, env = "WEBHOOKS_COUCHDB_PASSWORD", hide_env_values = true)]
+    couchdb_password: Option<String>,
+
     /// RabbitMQ to consume KAZOO's events from, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
     /// Without it, events come in over `POST /v2/events` only.
     #[arg(long, env = "WEBHOOKS_AMQP_URL", hide_env_values = true)]
@@ -146,8 +160,14 @@ impl Args {
             cfg.dead_letter_exchange = self.amqp_dead_letter_exchange.clone();
             cfg
         });
+        let couchdb = self.couchdb_url.as_ref().map(|url| CouchConfig {
+            username: self.couchdb_username.clone(),
+            password: self.couchdb_password.clone(),
+            ..CouchConfig::new(url.clone())
+        });
         Ok(ServerConfig {
             listen: self.listen,
+            couchdb,
             master_api_key: self.master_api_key,
             node: self.node_name,
             api: ApiConfig {

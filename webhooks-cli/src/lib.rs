@@ -5,8 +5,9 @@
 //! threshold and window (spec §12). The `webhooks` binary offers the same commands, with
 //! KAZOO's output lines, as `webhooks <command> [args]`.
 //!
-//! It opens the embedded store directly rather than asking the daemon, so it works whether or
-//! not `webhooksd` runs (SQLite in WAL mode lets a second process read and write alongside it).
+//! It opens the store directly rather than asking the daemon, so it works whether or not
+//! `webhooksd` runs: the embedded store (SQLite in WAL mode lets a second process read and
+//! write alongside it), or KAZOO's CouchDB with `--couchdb-url`.
 //!
 //! Start reading with [`Command`] (the command line) and [`run`] (which hands each command to
 //! its file under `commands/`). Every command takes a [`Store`] and a [`Write`] for its output,
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use webhooks_core::store::StoreError;
 use webhooks_core::{AccountId, Store};
-use webhooks_store::EmbeddedStore;
+use webhooks_store::{CouchConfig, CouchStore, EmbeddedStore};
 
 /// The maintenance commands, named after KAZOO's `webhooks_maintenance` functions.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -93,6 +94,8 @@ pub enum CliError {
     UnknownAccount(AccountId),
     #[error("no store at {} (start webhooksd once to create it, or pass --data-dir)", .0.display())]
     NoStore(PathBuf),
+    #[error("cannot reach CouchDB: {0}")]
+    Couch(StoreError),
     #[error("cannot open the store in {}: {source}", dir.display())]
     Open { dir: PathBuf, source: StoreError },
     #[error("failed to load hooks for account {account}: {source}")]
@@ -133,6 +136,14 @@ pub fn open_store(dir: &Path) -> Result<EmbeddedStore, CliError> {
         dir: dir.to_owned(),
         source,
     })
+}
+
+/// Opens KAZOO's CouchDB at `url` (credentials inside it), installing the design documents
+/// the commands query when they are missing, as the daemon does at start.
+pub async fn open_couchdb(url: &str) -> Result<CouchStore, CliError> {
+    CouchStore::connect(CouchConfig::new(url))
+        .await
+        .map_err(CliError::Couch)
 }
 
 /// Runs one command against `store`, printing to `out`.

@@ -23,6 +23,16 @@ struct Args {
     )]
     data_dir: PathBuf,
 
+    /// KAZOO's CouchDB (the daemon's --couchdb-url, credentials inside it) instead of the
+    /// embedded store.
+    #[arg(
+        long,
+        env = "WEBHOOKS_COUCHDB_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    couchdb_url: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -31,9 +41,16 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let result = match webhooks_cli::open_store(&args.data_dir) {
-        Ok(store) => webhooks_cli::run(&store, &args.command, &mut std::io::stdout().lock()).await,
-        Err(e) => Err(e),
+    let out = &mut std::io::stdout().lock();
+    let result = match &args.couchdb_url {
+        Some(url) => match webhooks_cli::open_couchdb(url).await {
+            Ok(store) => webhooks_cli::run(&store, &args.command, out).await,
+            Err(e) => Err(e),
+        },
+        None => match webhooks_cli::open_store(&args.data_dir) {
+            Ok(store) => webhooks_cli::run(&store, &args.command, out).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

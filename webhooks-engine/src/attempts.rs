@@ -4,6 +4,10 @@
 //! load batches grow by themselves (whatever queued while the last write ran); a small batch
 //! waits up to `attempt_linger` (20 ms by default) for company before it is written.
 //!
+//! A batch the store refuses (it is down) goes to the [`AttemptBacklog`]
+//! (`attempt_backlog.rs`), which writes it once the store is back; the writer goes on taking
+//! attempts meanwhile, so senders never wait on a store that is down.
+//!
 //! The writer ends when every [`AttemptQueue`] is gone (the router and its sends have finished)
 //! and it has stored what they queued: that is how a shutdown knows every attempt is written.
 //!
@@ -22,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use webhooks_core::{Doc, Store};
 
+use crate::attempt_backlog::AttemptBacklog;
 use crate::stats::EngineStats;
 
 /// Where attempt documents go. Cheap to clone; the writer stops once every clone is dropped
@@ -69,6 +74,8 @@ pub(crate) struct WriterConfig {
     pub(crate) queue: usize,
     pub(crate) batch: usize,
     pub(crate) linger: Duration,
+    /// Attempt documents kept while the store is down, at most.
+    pub(crate) backlog: usize,
 }
 
 /// Starts the writer; returns the queue, the pending gauge and the writer's task.
@@ -79,13 +86,17 @@ pub(crate) fn start_writer(
 ) -> (AttemptQueue, AttemptsPending, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(config.queue);
     let writing = Arc::new(AtomicUsize::new(0));
+    let backlog = Arc::new(AttemptBacklog::new(
+        config.backlog,
+        stats.clone(),
+        writing.clone(),
+    ));
     let task = tokio::spawn(write_attempts(
         store,
         rx,
         config.batch,
         config.linger,
-        stats,
-        writing.clone(),
+        backlog,
     ));
     let pending = AttemptsPending {
         queue: tx.downgrade(),
@@ -99,9 +110,11 @@ async fn write_attempts(
     mut rx: mpsc::Receiver<Doc>,
     batch: usize,
     linger: Duration,
-    stats: Arc<EngineStats>,
-    writing: Arc<AtomicUsize>,
+    backlog: Arc<AttemptBacklog>,
 ) {
+    let writer_done = Arc::new(tokio::sync::Notify::new());
+    let retrying = tokio::spawn(backlog.clone().retry(store.clone(), writer_done.clone()));
+    let writing = backlog.writing();
     let mut buf = Vec::with_capacity(batch);
     let mut saving = JoinSet::new();
     loop {
@@ -130,45 +143,24 @@ async fn write_attempts(
         if saving.len() >= 2 {
             saving.join_next().await;
         }
-        saving.spawn(save_batch(
-            store.clone(),
-            docs,
-            stats.clone(),
-            writing.clone(),
-        ));
+        saving.spawn(save_batch(store.clone(), docs, backlog.clone()));
     }
     while saving.join_next().await.is_some() {}
+    writer_done.notify_one();
+    if let Err(e) = retrying.await {
+        tracing::error!(error = %e, "attempt backlog task failed");
+    }
 }
 
-async fn save_batch(
-    store: Arc<dyn Store>,
-    docs: Arc<[Doc]>,
-    stats: Arc<EngineStats>,
-    writing: Arc<AtomicUsize>,
-) {
-    let n = docs.len();
-    let mut tries = 0;
-    loop {
-        match store.save_attempts(Arc::clone(&docs)).await {
-            Ok(()) => {
-                stats
-                    .attempts_written
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                break;
-            }
-            Err(e) if tries < 3 => {
-                tries += 1;
-                tracing::warn!(error = %e, tries, "attempt batch not written, retrying");
-                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, count = n, "attempt batch lost");
-                stats.attempts_lost.fetch_add(n as u64, Ordering::Relaxed);
-                break;
-            }
+/// Writes one batch; one the store refuses goes to the backlog, to be written once it is back.
+async fn save_batch(store: Arc<dyn Store>, docs: Arc<[Doc]>, backlog: Arc<AttemptBacklog>) {
+    match store.save_attempts(Arc::clone(&docs)).await {
+        Ok(()) => backlog.written_directly(docs.len()),
+        Err(e) => {
+            tracing::warn!(error = %e, count = docs.len(), "attempt batch not written; kept until the store is back");
+            backlog.keep(docs);
         }
     }
-    writing.fetch_sub(n, Ordering::Release);
 }
 
 /// Deletes attempts older than the retention (gregorian `cutoff`); logs what it did.

@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// How long a small batch (under a quarter of `attempt_batch`) waits for more before it is
     /// written. Fewer, larger commits cost the disk far less; deliveries never wait on it.
     pub attempt_linger: Duration,
+    /// Attempt documents kept while the store refuses them (CouchDB down), to be written once
+    /// it is back; past it the oldest are given up and counted as lost.
+    pub attempt_backlog: usize,
     /// Largest response body kept in an attempt document.
     pub max_response_body: usize,
     /// How often hook writes made by other processes (the CLI) are picked up.
@@ -60,8 +63,9 @@ impl Default for EngineConfig {
             attempt_queue: 32_768,
             attempt_batch: 4096,
             attempt_linger: Duration::from_millis(20),
+            attempt_backlog: 200_000,
             max_response_body: 64 * 1024,
-            follow_every: Duration::from_secs(1),
+            follow_every: Duration::from_millis(250),
             node: webhooks_core::config::node_name("localhost"),
         }
     }

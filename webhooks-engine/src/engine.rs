@@ -116,6 +116,7 @@ impl Engine {
                 queue: config.attempt_queue,
                 batch: config.attempt_batch,
                 linger: config.attempt_linger,
+                backlog: config.attempt_backlog,
             },
             stats.clone(),
         );

@@ -4,7 +4,7 @@
 //! The API applies its own writes at once, but the maintenance CLI (or another daemon on the
 //! same store) writes documents directly. The store's change feed (`HookStore::hook_changes`,
 //! modelled on CouchDB's `_changes`) lists every hook written since a position. [`load`] builds
-//! the table from it, a page at a time, and [`follow`] then polls it every second, handing each
+//! the table from it, a page at a time, and [`follow`] then polls it (every 250 ms by default), handing each
 //! change to `LiveHooks::apply_doc` as KAZOO's listener applies a `doc_edited` notice. A change
 //! the API (or anyone) already applied is recognised by its revision and not applied twice.
 
@@ -90,6 +90,8 @@ pub(crate) async fn follow(
     every: Duration,
     stop: CancellationToken,
 ) {
+    // The store may be down for a while (CouchDB restarting): say so once, not every poll.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -114,8 +116,15 @@ pub(crate) async fn follow(
                     );
                 }
                 since = last;
+                if std::mem::take(&mut failing) {
+                    tracing::info!("reading hook changes works again");
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "reading hook changes failed"),
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "reading hook changes failed; retrying every poll");
+            }
+            Err(_) => {}
         }
     }
 }

@@ -16,6 +16,7 @@
 //! [`Engine::start`]; give [`Engine::hooks`] to the API so edits take effect at once, and call
 //! [`Engine::shutdown`] to stop. The `webhooks-server` crate's `run` does all of it.
 
+mod attempt_backlog;
 mod attempts;
 mod config;
 mod disabler;

@@ -7,14 +7,18 @@ use std::time::Duration;
 use webhooks_amqp::AmqpConfig;
 use webhooks_api::ApiConfig;
 use webhooks_engine::EngineConfig;
+use webhooks_store::CouchConfig;
 
 /// Everything [`run`](crate::run) needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Where the API listens.
     pub listen: SocketAddr,
-    /// The embedded store's directory (created if missing).
+    /// The embedded store's directory (created if missing); unused with `couchdb`.
     pub data_dir: PathBuf,
+    /// KAZOO's CouchDB: when set, accounts, hooks, attempts, settings and signing keys are
+    /// read and written there, in KAZOO's own layout, instead of the embedded store.
+    pub couchdb: Option<CouchConfig>,
     /// The master account's api key; generated at the first start when `None`.
     pub master_api_key: Option<String>,
     /// This node's name: the API's `node`, the AMQP replies' `Node`, the `webhook_disabled`
@@ -37,6 +41,7 @@ impl ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: data_dir.into(),
+            couchdb: None,
             master_api_key: None,
             node: host_node_name(),
             api: ApiConfig::default(),

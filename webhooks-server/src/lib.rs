@@ -29,9 +29,10 @@ use webhooks_api::{ApiState, Bootstrap};
 use webhooks_core::config::WebhooksConfig;
 use webhooks_core::{Store, StoreError};
 use webhooks_engine::{Engine, EngineError};
-use webhooks_store::EmbeddedStore;
+use webhooks_store::{CouchStore, EmbeddedStore};
 
 pub use config::{host_node_name, ServerConfig};
+pub use webhooks_store::CouchConfig;
 
 /// Why the server could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub enum ServerError {
         dir: std::path::PathBuf,
         source: StoreError,
     },
+    #[error("connecting to CouchDB at {url}: {source}")]
+    Couch { url: String, source: StoreError },
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("engine: {0}")]
@@ -60,6 +63,25 @@ pub async fn run(
     Server::start(config).await?.run_until(shutdown).await
 }
 
+/// The store the configuration names: KAZOO's CouchDB, else the embedded store.
+async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
+    if let Some(couch) = &config.couchdb {
+        let store =
+            CouchStore::connect(couch.clone())
+                .await
+                .map_err(|source| ServerError::Couch {
+                    url: format!("{couch:?}"),
+                    source,
+                })?;
+        return Ok(Arc::new(store));
+    }
+    let store = EmbeddedStore::open(&config.data_dir).map_err(|source| ServerError::Open {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    Ok(Arc::new(store))
+}
+
 /// A started server, not yet serving.
 pub struct Server {
     config: ServerConfig,
@@ -74,13 +96,7 @@ impl Server {
     /// Opens the store, bootstraps the master account, starts the engine and the AMQP
     /// transport (when configured) and binds the API's listener.
     pub async fn start(mut config: ServerConfig) -> Result<Server, ServerError> {
-        let store: Arc<dyn Store> =
-            Arc::new(EmbeddedStore::open(&config.data_dir).map_err(|source| {
-                ServerError::Open {
-                    dir: config.data_dir.clone(),
-                    source,
-                }
-            })?);
+        let store = open_store(&config).await?;
         let boot =
             webhooks_api::bootstrap(store.as_ref(), config.master_api_key.as_deref()).await?;
         // The `object` module offers the types the stored settings name, as the CLI reads them.

@@ -121,8 +121,11 @@ async fn documents_land_in_kazoos_databases() {
         .save_system_config("webhooks", doc(json!({"log_successful_attempts": true})))
         .await
         .unwrap();
+    // KAZOO keeps system settings under `default` (node sections beside it).
     let (_, system) = raw.get("system_config", "webhooks").await;
-    assert_eq!(system["log_successful_attempts"], true);
+    assert_eq!(system["default"]["log_successful_attempts"], true);
+    assert_eq!(system["pvt_type"], "config");
+    assert!(system.get("log_successful_attempts").is_none());
 }
 
 #[tokio::test]
