@@ -1,0 +1,392 @@
+//! `webhooksd --couchdb-url`: the daemon inside a KAZOO cluster, on documents exactly as KAZOO
+//! writes them (seeded here over CouchDB's plain HTTP API, on a real PouchDB Server).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, MASTER_KEY};
+use serde_json::{json, Value};
+use webhooks_testkit::couchdb::PouchServer;
+use webhooks_testkit::{Answer, Receiver};
+
+const MASTER: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f801";
+const RESELLER: &str = "2b3c4d5e6f708192a3b4c5d6e7f80192";
+const CUSTOMER: &str = "3c4d5e6f708192a3b4c5d6e7f8019203";
+const CUSTOMER_KEY: &str = "c0ffee0000000000000000000000000000000000000000000000000000000001";
+
+/// CouchDB's HTTP API, as KAZOO's own code (or an operator with curl) uses it.
+pub struct Couch {
+    http: reqwest::Client,
+    url: String,
+}
+
+/// `account/xx/yy/rest`, encoded for a URL: KAZOO's name of an account's database.
+pub fn account_db(id: &str) -> String {
+    format!("account%2F{}%2F{}%2F{}", &id[..2], &id[2..4], &id[4..])
+}
+
+/// The account's database for this month's attempts (KAZOO's MODB).
+pub fn modb(id: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (y, m) = year_month(secs / 86_400);
+    format!("{}-{y:04}{m:02}", account_db(id))
+}
+
+/// The civil year and month of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn year_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m)
+}
+
+impl Couch {
+    pub fn new(url: &str) -> Couch {
+        Couch {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+        }
+    }
+
+    pub async fn create_db(&self, db: &str) {
+        let r = self
+            .http
+            .put(format!("{}/{db}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success() || r.status() == 412,
+            "create {db}: {}",
+            r.status()
+        );
+    }
+
+    /// Writes a document (creating or replacing it) and returns its new `_rev`.
+    pub async fn put(&self, db: &str, doc: Value) -> String {
+        let id = doc["_id"].as_str().unwrap().replace('/', "%2F");
+        let r = self
+            .http
+            .put(format!("{}/{db}/{id}", self.url))
+            .json(&doc)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "put {db}/{id}: {body}");
+        body["rev"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, db: &str, id: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}/{db}/{id}", self.url))
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
+
+    pub async fn rows(&self, db: &str, path: &str) -> Vec<Value> {
+        let r = self
+            .http
+            .get(format!("{}/{db}/{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        body["rows"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// An account as KAZOO keeps it: in `accounts` and in its own database.
+fn account(id: &str, name: &str, tree: &[&str], api_key: &str) -> Value {
+    json!({
+        "_id": id, "name": name, "realm": format!("{name}.kazoo.test"),
+        "pvt_type": "account", "pvt_tree": tree, "pvt_api_key": api_key,
+        "pvt_enabled": true, "pvt_superduper_admin": tree.is_empty(),
+        "pvt_account_id": id, "pvt_account_db": account_db(id).replace("%2F", "/"),
+        "pvt_created": 63_800_000_000i64, "pvt_modified": 63_800_000_000i64, "pvt_vsn": "1",
+    })
+}
+
+/// A hook exactly as crossbar writes it (spec §2.1).
+fn kazoo_hook(id: &str, owner: &str, uri: &str, retries: u32) -> Value {
+    json!({
+        "_id": id, "name": id, "uri": uri, "hook": "channel_create", "http_verb": "post",
+        "retries": retries, "format": "json", "enabled": true, "include_internal_legs": true,
+        "pvt_type": "webhook", "pvt_account_id": owner, "pvt_account_db": "webhooks",
+        "pvt_vsn": "1", "pvt_created": 63_800_000_000i64, "pvt_modified": 63_800_000_000i64,
+        "pvt_request_id": "req-1", "pvt_is_authenticated": true,
+        "pvt_auth_account_id": owner, "pvt_alphanum_name": id,
+    })
+}
+
+/// Seeds a KAZOO cluster's documents: a master, a reseller and a customer account, the
+/// customer's hooks, and `system_config` (settings under `default`, as KAZOO keeps them).
+pub async fn seed_kazoo(couch: &Couch, hooks: &[Value], webhooks_settings: Value) {
+    for db in ["accounts", "webhooks", "system_config"] {
+        couch.create_db(db).await;
+    }
+    for (id, name, tree, key) in [
+        (MASTER, "master", vec![], MASTER_KEY),
+        (RESELLER, "reseller", vec![MASTER], "reseller-key"),
+        (CUSTOMER, "customer", vec![MASTER, RESELLER], CUSTOMER_KEY),
+    ] {
+        let doc = account(id, name, &tree, key);
+        couch.put("accounts", doc.clone()).await;
+        couch.create_db(&account_db(id)).await;
+        couch.put(&account_db(id), doc).await;
+    }
+    for hook in hooks {
+        couch.put("webhooks", hook.clone()).await;
+    }
+    let config = |id: &str, default: Value| {
+        json!({"_id": id, "default": default, "pvt_type": "config",
+               "pvt_account_id": "system_config", "pvt_account_db": "system_config"})
+    };
+    couch
+        .put(
+            "system_config",
+            config("accounts", json!({"master_account_id": MASTER})),
+        )
+        .await;
+    couch
+        .put("system_config", config("webhooks", webhooks_settings))
+        .await;
+}
+
+fn channel_create(account: &str, call: &str) -> Value {
+    let mut e = webhooks_modules::sample_events("channel_create")
+        .unwrap()
+        .remove(0);
+    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
+    e["Call-ID"] = json!(call);
+    e
+}
+
+/// Polls `check` every 50 ms for up to `within`; panics with `what` when it never holds.
+async fn within<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {within:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_format() {
+    let server = PouchServer::in_memory().await;
+    let couch = Couch::new(&server.url());
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    rx.answer("/failing", Answer::Status(500));
+    seed_kazoo(
+        &couch,
+        &[
+            kazoo_hook(
+                "0000000000000000000000000000aaaa",
+                CUSTOMER,
+                &rx.url("/ok"),
+                1,
+            ),
+            kazoo_hook(
+                "0000000000000000000000000000bbbb",
+                CUSTOMER,
+                &rx.url("/failing"),
+                1,
+            ),
+        ],
+        json!({"attempt_failure_count": 2, "attempt_failure_expiry_ms": 4000}),
+    )
+    .await;
+    let d = Daemon::start_in(
+        std::env::temp_dir().as_path(),
+        &["--couchdb-url", &server.url()],
+    );
+
+    // The reseller's key logs in; the customer is below it.
+    let mut reseller = d.client();
+    assert_eq!(reseller.login("reseller-key").await, RESELLER);
+    let listed = reseller
+        .get(&format!("/v2/accounts/{CUSTOMER}/webhooks"))
+        .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let ids: Vec<&str> = listed
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "0000000000000000000000000000aaaa",
+            "0000000000000000000000000000bbbb"
+        ]
+    );
+
+    // A hook created through us is a KAZOO document crossbar's own views list.
+    let created = reseller
+        .create_hook(
+            CUSTOMER,
+            json!({"name": "ours", "uri": rx.url("/ours"), "hook": "channel_create"}),
+        )
+        .await;
+    let doc = couch.get("webhooks", &created).await;
+    assert_eq!(doc["pvt_type"], "webhook");
+    assert_eq!(doc["pvt_account_id"], CUSTOMER);
+    assert_eq!(doc["pvt_account_db"], "webhooks");
+    assert_eq!(doc["pvt_vsn"], "1");
+    assert!(doc["pvt_created"].as_i64().unwrap() > 63_000_000_000);
+    let listing = couch
+        .rows("webhooks", &format!("_design/webhooks/_view/crossbar_listing?startkey=[\"{CUSTOMER}\"]&endkey=[\"{CUSTOMER}\",{{}}]"))
+        .await;
+    assert_eq!(listing.len(), 3, "{listing:?}");
+    assert!(listing.iter().any(|r| r["id"] == created.as_str()));
+
+    // Two calls: the seeded hooks and ours fire; the failing hook's tries land in the
+    // customer's monthly database, and two failures disable it as KAZOO does.
+    for call in ["call-1", "call-2"] {
+        let r = reseller
+            .send("POST", "/v2/events", Some(channel_create(CUSTOMER, call)))
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+    }
+    rx.wait_for("/ok", 2).await;
+    rx.wait_for("/ours", 2).await;
+    rx.wait_for("/failing", 2).await;
+    within(
+        Duration::from_secs(10),
+        "the failing hook to be disabled",
+        || async {
+            couch
+                .get("webhooks", "0000000000000000000000000000bbbb")
+                .await["enabled"]
+                == false
+        },
+    )
+    .await;
+    let disabled = couch
+        .get("webhooks", "0000000000000000000000000000bbbb")
+        .await;
+    assert_eq!(disabled["pvt_disabled_message"], "too many failed attempts");
+    within(
+        Duration::from_secs(10),
+        "two attempts in the monthly database",
+        || async {
+            couch
+                .rows(
+                    &modb(CUSTOMER),
+                    "_design/webhooks/_view/attempts_by_hook_listing?include_docs=true",
+                )
+                .await
+                .len()
+                >= 2
+        },
+    )
+    .await;
+    let attempts = couch
+        .rows(
+            &modb(CUSTOMER),
+            "_design/webhooks/_view/attempts_by_hook_listing?include_docs=true",
+        )
+        .await;
+    for row in &attempts {
+        let a = &row["doc"];
+        assert_eq!(a["pvt_type"], "webhook_attempt");
+        assert_eq!(a["hook_id"], "0000000000000000000000000000bbbb");
+        assert_eq!(a["result"], "failure");
+        assert_eq!(a["resp_status_code"], "500");
+        assert_eq!(
+            a["pvt_account_db"].as_str().unwrap(),
+            modb(CUSTOMER).replace("%2F", "/")
+        );
+    }
+    let through_api = reseller
+        .get(&format!(
+            "/v2/accounts/{CUSTOMER}/webhooks/0000000000000000000000000000bbbb/attempts"
+        ))
+        .await;
+    assert_eq!(
+        through_api.data().as_array().unwrap().len(),
+        2,
+        "{:?}",
+        through_api.body
+    );
+
+    // Re-enabled through us: KAZOO's fields go as crossbar removes them.
+    let r = reseller
+        .patch(
+            &format!("/v2/accounts/{CUSTOMER}/webhooks"),
+            json!({"reenable": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let doc = couch
+        .get("webhooks", "0000000000000000000000000000bbbb")
+        .await;
+    assert_eq!(doc["enabled"], true);
+    assert!(doc.get("pvt_disabled_message").is_none(), "{doc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_edited_directly_in_couchdb_takes_effect_within_a_second() {
+    let server = PouchServer::in_memory().await;
+    let couch = Couch::new(&server.url());
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    let hook = kazoo_hook(
+        "0000000000000000000000000000cccc",
+        CUSTOMER,
+        &rx.url("/before"),
+        1,
+    );
+    seed_kazoo(&couch, std::slice::from_ref(&hook), json!({})).await;
+    let d = Daemon::start_in(
+        std::env::temp_dir().as_path(),
+        &["--couchdb-url", &server.url()],
+    );
+    let mut client = d.client();
+    client.login(CUSTOMER_KEY).await;
+
+    let mut edited = couch
+        .get("webhooks", "0000000000000000000000000000cccc")
+        .await;
+    edited["uri"] = json!(rx.url("/after"));
+    couch.put("webhooks", edited).await;
+    let edited_at = tokio::time::Instant::now();
+    let mut call = 0;
+    within(Duration::from_secs(5), "the edit to take effect", || {
+        call += 1;
+        let event = channel_create(CUSTOMER, &format!("call-{call}"));
+        let (client, rx) = (&client, &rx);
+        async move {
+            client.send("POST", "/v2/events", Some(event)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            !rx.received_at("/after").is_empty()
+        }
+    })
+    .await;
+    // The follower polls every 250 ms; how long it took is printed, not asserted (timings on a
+    // shared machine are measured, never asserted).
+    eprintln!(
+        "direct CouchDB edit picked up after {:?}",
+        edited_at.elapsed()
+    );
+}
