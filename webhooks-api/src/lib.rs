@@ -5,16 +5,20 @@
 //! validation errors. An embedder builds an [`ApiState`] over any [`webhooks_core::Store`] and
 //! mounts [`router`] in its own server; the `webhooksd` daemon does exactly that.
 //!
-//! Read in this order: [`envelope`] (how every response is shaped), [`auth`] (tokens and the
-//! account-tree rule), then the handlers in `routes/`, one file per resource.
+//! Read in this order: [`envelope`] (how every response is shaped), [`auth`] (the caller and
+//! the account-tree rule), [`tokens`] (which tokens, [`TokenMode`]) and [`kazoo_tokens`]
+//! (KAZOO's RS256 tokens and keys), then the handlers in `routes/`, one file per resource.
 
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
+pub mod claims;
 pub mod cors;
 pub mod envelope;
+pub mod kazoo_tokens;
 pub mod query;
 mod routes;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -24,9 +28,11 @@ use webhooks_core::config::UriBlacklist;
 use webhooks_core::live::LiveHooks;
 use webhooks_core::{EventSink, ModuleRegistry, Store};
 
-pub use auth::{Auth, TokenKeys};
+pub use auth::Auth;
 pub use bootstrap::{bootstrap, Bootstrap};
+pub use claims::Claims;
 pub use envelope::{ApiError, ApiResult, Reply};
+pub use tokens::{TokenMode, Tokens};
 
 /// Settings of the API.
 #[derive(Debug, Clone)]
@@ -37,6 +43,9 @@ pub struct ApiConfig {
     pub default_page_size: usize,
     /// Token lifetime.
     pub token_ttl_secs: u64,
+    /// Which tokens `PUT /v2/api_auth` issues: the engine's own (HS256), or KAZOO's (RS256
+    /// with the system key, so crossbar accepts them). KAZOO's are accepted in both modes.
+    pub tokens: TokenMode,
     /// Create-time refusal list for hook uris.
     pub uri_blacklist: UriBlacklist,
     /// Widest `created_from`..`created_to` range for attempt listings (crossbar's
@@ -52,6 +61,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             default_page_size: 50,
             token_ttl_secs: 3600,
+            tokens: TokenMode::Local,
             uri_blacklist: UriBlacklist::default(),
             max_range_secs: 2_682_000,
             node: webhooks_core::config::node_name("localhost"),
@@ -62,7 +72,7 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 struct Inner {
     store: Arc<dyn Store>,
-    tokens: TokenKeys,
+    tokens: Arc<Tokens>,
     config: ApiConfig,
     hooks: Arc<LiveHooks>,
     events: Option<Arc<dyn EventSink>>,
@@ -75,14 +85,19 @@ pub struct ApiState(Arc<Inner>);
 impl ApiState {
     /// `hooks` is the delivery engine's (`Engine::hooks`): every edit made through the API
     /// reaches it at once. An API served without an engine passes a `LiveHooks` of its own.
-    /// `signing_secret` signs auth tokens; [`bootstrap()`] keeps one in the store.
+    /// `signing_secret` signs the engine's own tokens ([`TokenMode::Local`]); [`bootstrap()`]
+    /// keeps one in the store.
     pub fn new(
         store: Arc<dyn Store>,
         hooks: Arc<LiveHooks>,
         signing_secret: &[u8],
         config: ApiConfig,
     ) -> Self {
-        let tokens = TokenKeys::new(signing_secret, config.token_ttl_secs);
+        let tokens = Arc::new(Tokens::new(
+            config.tokens,
+            signing_secret,
+            config.token_ttl_secs,
+        ));
         ApiState(Arc::new(Inner {
             store,
             tokens,
@@ -120,7 +135,7 @@ impl ApiState {
         self.0.hooks.registry()
     }
 
-    pub fn tokens(&self) -> &TokenKeys {
+    pub fn tokens(&self) -> &Tokens {
         &self.0.tokens
     }
 

@@ -38,7 +38,11 @@ async fn api_with_attempts(attempts: usize) -> (axum::Router, AccountId, String)
         &boot.signing_secret,
         ApiConfig::default(),
     );
-    let token = state.tokens().issue(&master, "cb_api_auth").unwrap();
+    let token = state
+        .tokens()
+        .issue(state.store(), &master, "cb_api_auth")
+        .await
+        .unwrap();
     (router(state), master, token)
 }
 

@@ -210,9 +210,27 @@ pub trait ConfigStore: Send + Sync {
     ) -> StoreResult<Doc>;
 }
 
+/// The RSA keys auth tokens are signed with (KAZOO's `system_auth` database: a document per
+/// key id with the key as its `private_key.pem` attachment). A token's `kid` header names the
+/// key; the public half, which checks the signature, is derived from the private one.
+#[async_trait]
+pub trait AuthKeyStore: Send + Sync {
+    /// The PEM private key stored under `kid`, byte for byte as saved.
+    async fn auth_key(&self, kid: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores `pem` under `kid`, replacing any key stored there before (a key is rotated by
+    /// saving a new one under its id, or by pointing the system at a new id).
+    async fn save_auth_key(&self, kid: &str, pem: &[u8]) -> StoreResult<()>;
+}
+
 /// Everything the engine stores.
-pub trait Store: AccountStore + HookStore + AttemptStore + ConfigStore + 'static {}
-impl<T: AccountStore + HookStore + AttemptStore + ConfigStore + 'static> Store for T {}
+pub trait Store:
+    AccountStore + HookStore + AttemptStore + ConfigStore + AuthKeyStore + 'static
+{
+}
+impl<T: AccountStore + HookStore + AttemptStore + ConfigStore + AuthKeyStore + 'static> Store
+    for T
+{
+}
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@
 //! backend, not here.
 
 pub mod attempts;
+pub mod auth_keys;
 pub mod docs;
 pub mod feed;
 pub mod fixtures;
@@ -75,6 +76,12 @@ macro_rules! store_contract_tests {
                 a_cursor_kept_as_text_resumes_the_listing,
                 a_cursor_the_store_did_not_make_is_refused,
             ],
+            auth_keys: [
+                an_unknown_key_id_has_no_key,
+                a_saved_key_is_read_back_byte_for_byte,
+                saving_under_a_used_id_replaces_the_key,
+                keys_are_kept_per_id,
+            ],
         );
     };
     (@cases $make_store:expr; $($module:ident: [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -96,6 +103,7 @@ mod tests {
             ("docs", include_str!("contract/docs.rs")),
             ("feed", include_str!("contract/feed.rs")),
             ("attempts", include_str!("contract/attempts.rs")),
+            ("auth_keys", include_str!("contract/auth_keys.rs")),
         ];
         let mut cases = Vec::new();
         for (module, source) in sources {
@@ -117,7 +125,7 @@ mod tests {
         let start = source.find("@cases $make_store;").unwrap();
         let list = &source[start..source[start..].find(");").unwrap() + start];
         let mut cases = Vec::new();
-        for module in ["docs", "feed", "attempts"] {
+        for module in ["docs", "feed", "attempts", "auth_keys"] {
             let from = list.find(&format!("{module}: [")).unwrap();
             let body = &list[from..from + list[from..].find(']').unwrap()];
             let names = body.split_once('[').unwrap().1.split(',');

@@ -34,8 +34,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use webhooks_core::store::{
-    AccountStore, AttemptPage, AttemptQuery, AttemptStore, ConfigStore, FeedPosition, HookChanges,
-    HookStore, StoreError, StoreResult,
+    AccountStore, AttemptPage, AttemptQuery, AttemptStore, AuthKeyStore, ConfigStore, FeedPosition,
+    HookChanges, HookStore, StoreError, StoreResult,
 };
 use webhooks_core::{AccountId, Doc};
 
@@ -81,14 +81,17 @@ impl CouchStore {
     pub async fn register_views(&self) -> Result<(), StoreError> {
         views::register(&self.couch).await.map(drop)
     }
+}
 
-    /// The PEM of signing key `kid` (kazoo_auth's `system_auth/<kid>`), if stored.
-    pub async fn auth_key(&self, kid: &str) -> Result<Option<Vec<u8>>, StoreError> {
+/// kazoo_auth's `system_auth/<kid>`, the PEM as its `private_key.pem` attachment.
+#[async_trait]
+impl AuthKeyStore for CouchStore {
+    async fn auth_key(&self, kid: &str) -> StoreResult<Option<Vec<u8>>> {
         auth_keys::get(&self.couch, kid).await
     }
 
     /// Stores signing key `kid` as kazoo_auth does, replacing the PEM if there was one.
-    pub async fn save_auth_key(&self, kid: &str, pem: &[u8]) -> Result<(), StoreError> {
+    async fn save_auth_key(&self, kid: &str, pem: &[u8]) -> StoreResult<()> {
         auth_keys::save(&self.couch, kid, pem).await
     }
 }

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use webhooks_core::store::{
-    AccountStore, AttemptPage, AttemptQuery, AttemptStore, ConfigStore, FeedPosition, HookChanges,
-    HookStore, StoreError, StoreResult,
+    AccountStore, AttemptPage, AttemptQuery, AttemptStore, AuthKeyStore, ConfigStore, FeedPosition,
+    HookChanges, HookStore, StoreError, StoreResult,
 };
 use webhooks_core::{AccountId, Doc};
 
@@ -312,6 +312,20 @@ impl ConfigStore for EmbeddedStore {
     ) -> StoreResult<Doc> {
         let (account, category) = (account.clone(), category.to_owned());
         self.write(move |tx| docs::save_account_config(tx, &account, &category, doc))
+            .await
+    }
+}
+
+#[async_trait]
+impl AuthKeyStore for EmbeddedStore {
+    async fn auth_key(&self, kid: &str) -> StoreResult<Option<Vec<u8>>> {
+        let kid = kid.to_owned();
+        self.read(move |conn| docs::auth_key(conn, &kid)).await
+    }
+
+    async fn save_auth_key(&self, kid: &str, pem: &[u8]) -> StoreResult<()> {
+        let (kid, pem) = (kid.to_owned(), pem.to_vec());
+        self.write(move |tx| docs::save_auth_key(tx, &kid, &pem))
             .await
     }
 }

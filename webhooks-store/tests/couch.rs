@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use webhooks_core::store::{
-    AccountStore, AttemptQuery, AttemptStore, ConfigStore, FeedPosition, HookStore, StoreError,
+    AccountStore, AttemptQuery, AttemptStore, AuthKeyStore, ConfigStore, FeedPosition, HookStore,
+    StoreError,
 };
 use webhooks_core::time::unix_to_gregorian;
 use webhooks_store::contract::fixtures::{account_id, attempt, doc, hook_doc, query, tombstone};

@@ -28,7 +28,10 @@ pub async fn create(State(state): State<ApiState>, RequestData(data): RequestDat
         .and_then(Account::from_doc)
         .filter(|a| a.enabled)
         .ok_or_else(ApiError::unauthorized)?;
-    let token = state.tokens().issue(&account.id, "cb_api_auth")?;
+    let token = state
+        .tokens()
+        .issue(state.store(), &account.id, "cb_api_auth")
+        .await?;
     let reseller_id = account.tree.first().map(|a| a.to_string());
     let data = json!({
         "account_id": account.id,

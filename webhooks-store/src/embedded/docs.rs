@@ -304,6 +304,23 @@ fn many(
     .collect()
 }
 
+pub(super) fn auth_key(conn: &Connection, kid: &str) -> Result<Option<Vec<u8>>, Fault> {
+    Ok(conn
+        .query_row("SELECT pem FROM auth_keys WHERE kid = ?1", [kid], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+pub(super) fn save_auth_key(tx: &Transaction<'_>, kid: &str, pem: &[u8]) -> Result<(), Fault> {
+    tx.execute(
+        "INSERT INTO auth_keys (kid, pem) VALUES (?1, ?2) \
+         ON CONFLICT (kid) DO UPDATE SET pem = excluded.pem",
+        params![kid, pem],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

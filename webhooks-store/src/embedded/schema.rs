@@ -89,6 +89,13 @@ CREATE TABLE hook_clock (
 );
 INSERT INTO hook_clock (id, seq) SELECT 1, COALESCE(MAX(seq), 0) FROM hooks;
 "#,
+    // 3: token signing keys (KAZOO's `system_auth` key documents), the PEM as stored.
+    r#"
+CREATE TABLE auth_keys (
+    kid TEXT PRIMARY KEY NOT NULL,
+    pem BLOB NOT NULL
+);
+"#,
 ];
 
 /// Sets the per-connection pragmas. `file_backed` is false for in-memory databases, which have
