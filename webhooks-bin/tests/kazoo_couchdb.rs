@@ -14,6 +14,48 @@ const MASTER: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f801";
 const RESELLER: &str = "2b3c4d5e6f708192a3b4c5d6e7f80192";
 const CUSTOMER: &str = "3c4d5e6f708192a3b4c5d6e7f8019203";
 const CUSTOMER_KEY: &str = "c0ffee0000000000000000000000000000000000000000000000000000000001";
+/// KAZOO's system key id (`system_config/auth` `default.system_key`), and the secrets of the
+/// identity signature.
+const KID: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+const SYSTEM_SECRET: &str = "5ec2e75ec2e75ec2e75ec2e75ec2e75e";
+const ACCOUNT_SECRET: &str = "acc05ec2e7acc05ec2e7acc05ec2e7aa";
+
+/// A 2048-bit RSA key in PKCS#1 PEM, as KAZOO stores its system key (made with openssl: the
+/// RSA crate is slow to generate one in a debug build).
+fn kazoo_private_key() -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(["genrsa", "-traditional", "2048"])
+        .output()
+        .expect("openssl genrsa");
+    assert!(out.status.success(), "openssl genrsa failed");
+    out.stdout
+}
+
+/// A token as crossbar's `cb_api_auth` mints one: RS256, `kid` in the header, KAZOO's claims
+/// and identity signature.
+fn crossbar_token(pem: &[u8], account: &str) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(KID.into());
+    let claims = json!({
+        "identity_sig": webhooks_api::kazoo_tokens::identity_signature(ACCOUNT_SECRET, SYSTEM_SECRET, account),
+        "iss": "kazoo", "account_id": account, "method": "cb_api_auth",
+        "exp": webhooks_core::time::now_unix() + 3600,
+    });
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(std::str::from_utf8(pem).unwrap()).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// The header of a JWT, decoded.
+fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
 
 /// CouchDB's HTTP API, as KAZOO's own code (or an operator with curl) uses it.
 pub struct Couch {
@@ -86,6 +128,30 @@ impl Couch {
         body["rev"].as_str().unwrap().to_owned()
     }
 
+    pub async fn attach(
+        &self,
+        db: &str,
+        id: &str,
+        rev: &str,
+        name: &str,
+        content_type: &str,
+        body: &[u8],
+    ) {
+        let r = self
+            .http
+            .put(format!("{}/{db}/{id}/{name}?rev={rev}", self.url))
+            .header("content-type", content_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "attach {db}/{id}/{name}: {}",
+            r.status()
+        );
+    }
+
     pub async fn get(&self, db: &str, id: &str) -> Value {
         let r = self
             .http
@@ -114,8 +180,9 @@ fn account(id: &str, name: &str, tree: &[&str], api_key: &str) -> Value {
         "_id": id, "name": name, "realm": format!("{name}.kazoo.test"),
         "pvt_type": "account", "pvt_tree": tree, "pvt_api_key": api_key,
         "pvt_enabled": true, "pvt_superduper_admin": tree.is_empty(),
-        "pvt_account_id": id, "pvt_account_db": account_db(id).replace("%2F", "/"),
+        "pvt_account_id": id, "pvt_account_db": account_db(id),
         "pvt_created": 63_800_000_000i64, "pvt_modified": 63_800_000_000i64, "pvt_vsn": "1",
+        "pvt_signature_secret": ACCOUNT_SECRET,
     })
 }
 
@@ -133,8 +200,8 @@ fn kazoo_hook(id: &str, owner: &str, uri: &str, retries: u32) -> Value {
 
 /// Seeds a KAZOO cluster's documents: a master, a reseller and a customer account, the
 /// customer's hooks, and `system_config` (settings under `default`, as KAZOO keeps them).
-pub async fn seed_kazoo(couch: &Couch, hooks: &[Value], webhooks_settings: Value) {
-    for db in ["accounts", "webhooks", "system_config"] {
+pub async fn seed_kazoo(couch: &Couch, hooks: &[Value], webhooks_settings: Value) -> Vec<u8> {
+    for db in ["accounts", "webhooks", "system_config", "system_auth"] {
         couch.create_db(db).await;
     }
     for (id, name, tree, key) in [
@@ -163,6 +230,23 @@ pub async fn seed_kazoo(couch: &Couch, hooks: &[Value], webhooks_settings: Value
     couch
         .put("system_config", config("webhooks", webhooks_settings))
         .await;
+    let auth = json!({"system_key": KID, "secret_for_user_signature": SYSTEM_SECRET});
+    couch.put("system_config", config("auth", auth)).await;
+    let pem = kazoo_private_key();
+    let rev = couch
+        .put("system_auth", json!({"_id": KID, "pvt_type": "system_key"}))
+        .await;
+    couch
+        .attach(
+            "system_auth",
+            KID,
+            &rev,
+            "private_key.pem",
+            "application/x-pem-file",
+            &pem,
+        )
+        .await;
+    pem
 }
 
 fn channel_create(account: &str, call: &str) -> Value {
@@ -196,7 +280,7 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
     let couch = Couch::new(&server.url());
     let rx = Receiver::start_on("127.0.0.2:0").await;
     rx.answer("/failing", Answer::Status(500));
-    seed_kazoo(
+    let pem = seed_kazoo(
         &couch,
         &[
             kazoo_hook(
@@ -220,26 +304,52 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
         &["--couchdb-url", &server.url()],
     );
 
-    // The reseller's key logs in; the customer is below it.
+    // The reseller comes with a token crossbar minted; the customer is below it.
     let mut reseller = d.client();
-    assert_eq!(reseller.login("reseller-key").await, RESELLER);
+    reseller.token = Some(crossbar_token(&pem, RESELLER));
     let listed = reseller
         .get(&format!("/v2/accounts/{CUSTOMER}/webhooks"))
         .await;
     assert_eq!(listed.status, 200, "{:?}", listed.body);
-    let ids: Vec<&str> = listed
+    let mut ids: Vec<&str> = listed
         .data()
         .as_array()
         .unwrap()
         .iter()
         .map(|h| h["id"].as_str().unwrap())
         .collect();
+    ids.sort();
     assert_eq!(
         ids,
         [
             "0000000000000000000000000000aaaa",
             "0000000000000000000000000000bbbb"
         ]
+    );
+    // The customer's token reaches nothing above the customer.
+    let mut customer = d.client();
+    customer.token = Some(crossbar_token(&pem, CUSTOMER));
+    assert_eq!(
+        customer
+            .get(&format!("/v2/accounts/{RESELLER}/webhooks"))
+            .await
+            .status,
+        403
+    );
+    // An api key logs in as crossbar would let it: the token is KAZOO's kind.
+    let mut by_key = d.client();
+    assert_eq!(by_key.login("reseller-key").await, RESELLER);
+    let header = jwt_header(by_key.token.as_deref().unwrap());
+    assert_eq!(
+        (header["alg"].as_str(), header["kid"].as_str()),
+        (Some("RS256"), Some(KID))
+    );
+    assert_eq!(
+        by_key
+            .get(&format!("/v2/accounts/{CUSTOMER}/webhooks"))
+            .await
+            .status,
+        200
     );
 
     // A hook created through us is a KAZOO document crossbar's own views list.
@@ -263,8 +373,9 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
 
     // Two calls: the seeded hooks and ours fire; the failing hook's tries land in the
     // customer's monthly database, and two failures disable it as KAZOO does.
+    let (events, _) = d.master().await;
     for call in ["call-1", "call-2"] {
-        let r = reseller
+        let r = events
             .send("POST", "/v2/events", Some(channel_create(CUSTOMER, call)))
             .await;
         assert_eq!(r.status, 202, "{:?}", r.body);
@@ -314,10 +425,7 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
         assert_eq!(a["hook_id"], "0000000000000000000000000000bbbb");
         assert_eq!(a["result"], "failure");
         assert_eq!(a["resp_status_code"], "500");
-        assert_eq!(
-            a["pvt_account_db"].as_str().unwrap(),
-            modb(CUSTOMER).replace("%2F", "/")
-        );
+        assert_eq!(a["pvt_account_db"].as_str().unwrap(), modb(CUSTOMER));
     }
     let through_api = reseller
         .get(&format!(
@@ -335,7 +443,7 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
     let r = reseller
         .patch(
             &format!("/v2/accounts/{CUSTOMER}/webhooks"),
-            json!({"reenable": true}),
+            json!({"re-enable": true}),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -362,8 +470,9 @@ async fn a_hook_edited_directly_in_couchdb_takes_effect_within_a_second() {
         std::env::temp_dir().as_path(),
         &["--couchdb-url", &server.url()],
     );
-    let mut client = d.client();
-    client.login(CUSTOMER_KEY).await;
+    // Only the master account may publish events.
+    let (client, master) = d.master().await;
+    assert_eq!(master, MASTER);
 
     let mut edited = couch
         .get("webhooks", "0000000000000000000000000000cccc")

@@ -118,6 +118,11 @@ impl Server {
             None => None,
         };
         config.api.node = config.node.clone();
+        // Beside KAZOO, tokens are KAZOO's (RS256 with the system key), so crossbar and this
+        // daemon accept each other's.
+        if config.couchdb.is_some() {
+            config.api.tokens = webhooks_api::TokenMode::Kazoo;
+        }
         let api = ApiState::new(
             store,
             engine.hooks().clone(),
