@@ -499,3 +499,259 @@ async fn a_hook_edited_directly_in_couchdb_takes_effect_within_a_second() {
         edited_at.elapsed()
     );
 }
+
+/// Publishes like KAZOO: JSON on KAZOO's exchanges with KAZOO's routing keys, confirmed.
+struct Kazoo {
+    _connection: lapin::Connection,
+    channel: lapin::Channel,
+}
+
+impl Kazoo {
+    async fn connect(vhost: &webhooks_testkit::rabbitmq::Vhost) -> Kazoo {
+        use lapin::options::ConfirmSelectOptions;
+        let connection =
+            lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+                .await
+                .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Kazoo {
+            _connection: connection,
+            channel,
+        }
+    }
+
+    async fn publish(&self, event: &Value) {
+        let route =
+            webhooks_amqp::route_for(&webhooks_core::Event::from_value(event.clone()).unwrap())
+                .unwrap();
+        let confirm = self
+            .channel
+            .basic_publish(
+                route.exchange.into(),
+                route.routing_key.as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                event.to_string().as_bytes(),
+                lapin::BasicProperties::default().with_content_type("application/json".into()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+}
+
+fn event_of(module: &str, account: &str, call: &str) -> Value {
+    let mut e = webhooks_modules::sample_events(module).unwrap().remove(0);
+    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
+    e["Call-ID"] = json!(call);
+    e
+}
+
+fn node(server: &PouchServer, vhost: &webhooks_testkit::rabbitmq::Vhost, name: &str) -> Daemon {
+    let node_name = format!("webhooksd@{name}");
+    Daemon::start_in(
+        std::env::temp_dir().as_path(),
+        &[
+            "--couchdb-url",
+            &server.url(),
+            "--amqp-url",
+            &vhost.url(),
+            "--node-name",
+            &node_name,
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_on_one_couchdb_and_one_broker_behave_as_one() {
+    let server = PouchServer::in_memory().await;
+    let couch = Couch::new(&server.url());
+    let vhost = webhooks_testkit::rabbitmq::Vhost::create("two-nodes").await;
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    rx.answer("/failing", Answer::Status(500));
+    let mut failing = kazoo_hook(
+        "0000000000000000000000000000ffff",
+        CUSTOMER,
+        &rx.url("/failing"),
+        1,
+    );
+    failing["hook"] = json!("channel_destroy");
+    let mut told = kazoo_hook(
+        "0000000000000000000000000000dddd",
+        CUSTOMER,
+        &rx.url("/disabled"),
+        1,
+    );
+    told["hook"] = json!("notifications");
+    told["custom_data"] = json!({"type": "webhook_disabled"});
+    seed_kazoo(
+        &couch,
+        &[
+            kazoo_hook(
+                "0000000000000000000000000000cccc",
+                CUSTOMER,
+                &rx.url("/calls"),
+                1,
+            ),
+            failing,
+            told,
+        ],
+        json!({"attempt_failure_count": 4, "attempt_failure_expiry_ms": 4000}),
+    )
+    .await;
+    let a = node(&server, &vhost, "a");
+    let _b = node(&server, &vhost, "b");
+    let kazoo = Kazoo::connect(&vhost).await;
+
+    // 1,000 calls through the broker: each delivered once, by one node or the other.
+    for i in 0..1000 {
+        kazoo
+            .publish(&event_of("channel_create", CUSTOMER, &format!("call-{i}")))
+            .await;
+    }
+    rx.wait_for("/calls", 1000).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let calls = rx.received_at("/calls");
+    let distinct: std::collections::BTreeSet<String> = calls
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["call_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        (calls.len(), distinct.len()),
+        (1000, 1000),
+        "each call once"
+    );
+
+    // An edit through node A: afterwards both nodes send to the new address.
+    let mut through_a = a.client();
+    through_a.login("reseller-key").await;
+    let r = through_a
+        .patch(
+            &format!("/v2/accounts/{CUSTOMER}/webhooks/0000000000000000000000000000cccc"),
+            json!({"uri": rx.url("/moved")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // Node B follows the change feed every 250 ms; two seconds leave room on a busy machine.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..100 {
+        kazoo
+            .publish(&event_of("channel_create", CUSTOMER, &format!("moved-{i}")))
+            .await;
+    }
+    rx.wait_for("/moved", 100).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rx.received_at("/calls").len(),
+        1000,
+        "no call went to the old address"
+    );
+
+    // Four failures, wherever they happen, disable the hook once, with one notice.
+    for i in 0..4 {
+        kazoo
+            .publish(&event_of(
+                "channel_destroy",
+                CUSTOMER,
+                &format!("hangup-{i}"),
+            ))
+            .await;
+    }
+    rx.wait_for("/failing", 4).await;
+    within(
+        Duration::from_secs(15),
+        "the failing hook to be disabled",
+        || async {
+            couch
+                .get("webhooks", "0000000000000000000000000000ffff")
+                .await["enabled"]
+                == false
+        },
+    )
+    .await;
+    rx.wait_for("/disabled", 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rx.received_at("/disabled").len(), 1, "one webhook_disabled");
+    let doc = couch
+        .get("webhooks", "0000000000000000000000000000ffff")
+        .await;
+    assert_eq!(doc["pvt_disabled_message"], "too many failed attempts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn couchdb_stopped_and_started_mid_stream_loses_no_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PouchServer::in_dir(dir.path()).await;
+    let couch = Couch::new(&server.url());
+    let vhost = webhooks_testkit::rabbitmq::Vhost::create("couch-outage").await;
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    seed_kazoo(
+        &couch,
+        &[kazoo_hook(
+            "0000000000000000000000000000cccc",
+            CUSTOMER,
+            &rx.url("/calls"),
+            1,
+        )],
+        json!({"log_successful_attempts": true}),
+    )
+    .await;
+    let d = node(&server, &vhost, "solo");
+    let mut client = d.client();
+    client.login(CUSTOMER_KEY).await;
+    let kazoo = Kazoo::connect(&vhost).await;
+    let mut published = 0;
+    let mut publish = |n: usize| {
+        let kazoo = &kazoo;
+        let first = published;
+        published += n;
+        async move {
+            for i in first..first + n {
+                kazoo
+                    .publish(&event_of("channel_create", CUSTOMER, &format!("call-{i}")))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+
+    publish(100).await;
+    server.stop().await;
+    // CouchDB is down: the API says so as crossbar does; deliveries go on from memory.
+    let r = client
+        .get(&format!("/v2/accounts/{CUSTOMER}/webhooks"))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (503, Some("503")),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["message"], "datastore_fault");
+    publish(100).await;
+    rx.wait_for("/calls", 200).await;
+    server.start_again().await;
+    publish(100).await;
+    rx.wait_for("/calls", 300).await;
+
+    // Every delivery's attempt reaches the monthly database once CouchDB is back.
+    let view = "_design/webhooks/_view/attempts_by_time_listing";
+    within(
+        Duration::from_secs(30),
+        "300 attempts in the monthly database",
+        || async { couch.rows(&modb(CUSTOMER), view).await.len() >= 300 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(couch.rows(&modb(CUSTOMER), view).await.len(), 300);
+}

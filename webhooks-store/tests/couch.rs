@@ -369,6 +369,29 @@ async fn a_server_that_is_down_is_a_backend_fault_at_once() {
     );
 }
 
+/// A batch for a month this store has already prepared still reaches the server, so a server
+/// that went away refuses it: the caller (the engine's attempt writer) keeps it for later.
+/// Before, only a missing database was an error and the batch was dropped without a word.
+#[tokio::test]
+async fn an_attempt_batch_the_server_cannot_take_is_refused_not_dropped() {
+    let mut server = PouchServer::in_memory().await;
+    let (store, _) = store_on(&server.url()).await;
+    let a = account_id(3);
+    let now = unix_to_gregorian(1_709_208_000);
+    store
+        .save_attempts(vec![attempt(&a, "h1", now, 0)].into())
+        .await
+        .unwrap();
+    server.stop().await;
+    let refused = store
+        .save_attempts(vec![attempt(&a, "h1", now, 1)].into())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Backend(_))),
+        "{refused:?}"
+    );
+}
+
 // ---- signing keys -----------------------------------------------------------------------------
 
 #[tokio::test]

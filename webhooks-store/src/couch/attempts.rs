@@ -54,11 +54,16 @@ pub(super) async fn save(couch: &Couch, months: &Months, docs: &[Doc]) -> Result
     for (account, month, docs) in groups {
         months.ensure(couch, &account, month).await?;
         let db = modb(&account, month);
-        if let Err(StoreError::NotFound) = couch.bulk(&db, docs.clone()).await {
-            // Pruned by another process since this one created it: create it again.
-            months.forget(&account, month);
-            months.ensure(couch, &account, month).await?;
-            couch.bulk(&db, docs).await?;
+        match couch.bulk(&db, docs.clone()).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => {
+                // Pruned by another process since this one created it: create it again.
+                months.forget(&account, month);
+                months.ensure(couch, &account, month).await?;
+                couch.bulk(&db, docs).await?;
+            }
+            // The server is down or refused the batch: the caller keeps it and tries again.
+            Err(e) => return Err(e),
         }
     }
     Ok(())
