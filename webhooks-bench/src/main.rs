@@ -28,6 +28,11 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     repeat: usize,
 
+    /// Run the engine scenarios and `startup` on this CouchDB (KAZOO's layout, databases of
+    /// each run's own) instead of the embedded store.
+    #[arg(long, env = "WEBHOOKS_LOADTEST_COUCHDB_URL")]
+    couchdb_url: Option<String>,
+
     /// Internal: run one scenario in this process and print its `RESULT` line.
     #[arg(long, hide = true)]
     scenario: Option<String>,
@@ -43,11 +48,12 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    plan.couchdb = args.couchdb_url.clone();
     let Some(name) = args.scenario else {
         let failed = webhooks_bench::harness::run(&plan, &args.only, args.repeat);
         std::process::exit(i32::from(failed > 0));

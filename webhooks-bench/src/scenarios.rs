@@ -20,11 +20,11 @@ use tokio::task::JoinSet;
 use webhooks_amqp::{AmqpConfig, AmqpTransport};
 use webhooks_api::{ApiConfig, ApiState, Bootstrap};
 use webhooks_core::delivery::{Delivery, HttpRequest, Outcome};
-use webhooks_core::store::{AccountStore, AttemptStore, ConfigStore, HookStore};
+use webhooks_core::store::AttemptStore;
 use webhooks_core::{Account, AccountId, Doc, Hook, HookFinder, HttpVerb, Store, WebhookModule};
 use webhooks_engine::sender::{HttpSender, SenderConfig};
 use webhooks_engine::{Engine, EngineConfig};
-use webhooks_store::EmbeddedStore;
+use webhooks_store::{CouchConfig, CouchStore, EmbeddedStore};
 use webhooks_testkit::rabbitmq::Vhost;
 
 use crate::clock;
@@ -64,6 +64,9 @@ pub struct Plan {
     pub matching_accounts: usize,
     pub lookups: usize,
     pub startup_hooks: usize,
+    /// Run the engine scenarios and `startup` on KAZOO's CouchDB at this url (a fresh set of
+    /// prefixed databases per run) instead of the embedded store.
+    pub couchdb: Option<String>,
 }
 
 impl Plan {
@@ -81,6 +84,7 @@ impl Plan {
             matching_accounts: 100_000,
             lookups: 2_000_000,
             startup_hooks: 100_000,
+            couchdb: None,
         }
     }
 
@@ -99,6 +103,7 @@ impl Plan {
             matching_accounts: 10_000,
             lookups: 200_000,
             startup_hooks: 10_000,
+            couchdb: None,
         }
     }
 }
@@ -236,7 +241,7 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> Result<Value, BoxError> {
             Scenario::Matching => matching(plan),
             Scenario::Attempts { tmpfs } => attempts(plan, *tmpfs).await,
             Scenario::BuildStore { dir } => build_store(plan, dir).await,
-            Scenario::Startup { dir } => startup(dir).await,
+            Scenario::Startup { dir } => startup(plan, dir).await,
         }
     })?;
     result["scenario"] = json!(scenario.name());
@@ -254,7 +259,7 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> Result<Value, BoxError> {
 /// hooks each, an engine started on it, and the receiver its hooks point at.
 struct Rig {
     engine: Engine,
-    store: Arc<EmbeddedStore>,
+    store: Arc<dyn Store>,
     boot: Bootstrap,
     accounts: Vec<AccountId>,
     fanout: usize,
@@ -288,7 +293,7 @@ async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
     let dir = tempfile::Builder::new()
         .prefix("webhooks-loadtest-")
         .tempdir()?;
-    let store = Arc::new(EmbeddedStore::open(dir.path())?);
+    let store = open_store(plan, dir.path()).await?;
     let settings = json!({"log_successful_attempts": log_successes, "disable_disabler": dead});
     store
         .save_system_config(
@@ -444,7 +449,7 @@ impl Source {
 /// Serves the API over the rig's store and engine on a free port; returns the events url and
 /// a master token.
 async fn serve_api(rig: &Rig) -> Result<(String, String), BoxError> {
-    let store: Arc<dyn Store> = rig.store.clone();
+    let store = rig.store.clone();
     let state = ApiState::new(
         store,
         rig.engine.hooks().clone(),
@@ -1018,13 +1023,37 @@ async fn attempts(plan: &Plan, tmpfs: bool) -> Result<Value, BoxError> {
     }))
 }
 
-/// Writes `plan.startup_hooks` hooks (ten per account) into an embedded store in `dir`.
+/// The store a scenario runs on: the embedded store in `dir`, or, with `plan.couchdb`, CouchDB
+/// databases of this run's own (prefixed with a name made from `dir`, so `build-store` and
+/// `startup`, two processes, meet on the same ones).
+async fn open_store(plan: &Plan, dir: &std::path::Path) -> Result<Arc<dyn Store>, BoxError> {
+    let Some(url) = &plan.couchdb else {
+        return Ok(Arc::new(EmbeddedStore::open(dir)?));
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let prefix: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    let config = CouchConfig {
+        prefix: format!("lt{prefix}_"),
+        ..CouchConfig::new(url.clone())
+    };
+    Ok(Arc::new(CouchStore::connect(config).await?))
+}
+
+/// Writes `plan.startup_hooks` hooks (ten per account) into the store of `dir`.
 async fn build_store(plan: &Plan, dir: &std::path::Path) -> Result<Value, BoxError> {
-    let store = EmbeddedStore::open(dir)?;
+    let store = open_store(plan, dir).await?;
     let population = Population::new(plan.startup_hooks / 10);
+    let mut writes = Writes::new(&store);
     for a in &population.accounts {
-        store.save_account(fixture::account_doc(a)).await?;
+        let doc = fixture::account_doc(a);
+        writes
+            .spawn(|store| async move { store.save_account(doc).await.map(drop) })
+            .await?;
     }
+    writes.finish().await?;
     let types = fixture::registry().hook_names();
     let docs = population
         .hook_docs(10, &types, |a, j| {
@@ -1033,19 +1062,61 @@ async fn build_store(plan: &Plan, dir: &std::path::Path) -> Result<Value, BoxErr
         .take(plan.startup_hooks);
     let mut n = 0;
     for doc in docs {
-        store.save_hook(doc).await?;
+        writes
+            .spawn(|store| async move { store.save_hook(doc).await.map(drop) })
+            .await?;
         n += 1;
     }
+    writes.finish().await?;
     Ok(json!({"kind": "build-store", "hooks": n, "accounts": population.accounts.len()}))
+}
+
+/// Store writes with up to [`Writes::IN_FLIGHT`] at once: one at a time, a build on CouchDB
+/// spends its minutes waiting on round trips (the build is not what is measured).
+struct Writes {
+    store: Arc<dyn Store>,
+    running: tokio::task::JoinSet<Result<(), webhooks_core::StoreError>>,
+}
+
+impl Writes {
+    const IN_FLIGHT: usize = 32;
+
+    fn new(store: &Arc<dyn Store>) -> Writes {
+        Writes {
+            store: store.clone(),
+            running: tokio::task::JoinSet::new(),
+        }
+    }
+
+    async fn spawn<F, Fut>(&mut self, write: F) -> Result<(), BoxError>
+    where
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), webhooks_core::StoreError>> + Send + 'static,
+    {
+        if self.running.len() >= Self::IN_FLIGHT {
+            if let Some(done) = self.running.join_next().await {
+                done??;
+            }
+        }
+        self.running.spawn(write(self.store.clone()));
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), BoxError> {
+        while let Some(done) = self.running.join_next().await {
+            done??;
+        }
+        Ok(())
+    }
 }
 
 /// `Engine::start` on the store [`build_store`] wrote: time to a loaded table, and resident
 /// memory added per hook.
-async fn startup(dir: &std::path::Path) -> Result<Value, BoxError> {
+async fn startup(plan: &Plan, dir: &std::path::Path) -> Result<Value, BoxError> {
     let registry = fixture::registry();
     let before = rss::current_kib().unwrap_or(0);
     let started = Instant::now();
-    let store = Arc::new(EmbeddedStore::open(dir)?);
+    let store = open_store(plan, dir).await?;
     let engine = Engine::start(store, registry, EngineConfig::default()).await?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let after = rss::current_kib().unwrap_or(0);

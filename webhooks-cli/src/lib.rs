@@ -66,6 +66,10 @@ pub enum Command {
         #[arg(value_name = "MS")]
         ms: String,
     },
+    /// Install (or bring up to date) the CouchDB design documents KAZOO's code queries.
+    ///
+    /// On KAZOO's CouchDB (`--couchdb-url`) only: the embedded store has no views.
+    RegisterViews,
     /// Set how many failed attempts within the window disable a hook.
     ///
     /// Sets the system default, or one account's value when ACCOUNT_ID is given.
@@ -94,6 +98,8 @@ pub enum CliError {
     UnknownAccount(AccountId),
     #[error("no store at {} (start webhooksd once to create it, or pass --data-dir)", .0.display())]
     NoStore(PathBuf),
+    #[error("the embedded store has no views to register (register-views is for --couchdb-url)")]
+    NoViews,
     #[error("cannot reach CouchDB: {0}")]
     Couch(StoreError),
     #[error("cannot open the store in {}: {source}", dir.display())]
@@ -125,34 +131,57 @@ impl CliError {
     }
 }
 
+/// A store the commands run on: the daemon's embedded store, or KAZOO's CouchDB.
+pub enum Opened {
+    Embedded(EmbeddedStore),
+    Couch(CouchStore),
+}
+
+impl Opened {
+    /// The CouchDB store, when that is what was opened.
+    pub fn couch(&self) -> Option<&CouchStore> {
+        match self {
+            Opened::Couch(store) => Some(store),
+            Opened::Embedded(_) => None,
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        match self {
+            Opened::Embedded(store) => store,
+            Opened::Couch(store) => store,
+        }
+    }
+}
+
 /// Opens the store the daemon uses in `dir`. A missing store is refused rather than created:
 /// a mistyped `--data-dir` would otherwise report "no webhooks configured" from a fresh, empty
 /// store and leave it behind.
-pub fn open_store(dir: &Path) -> Result<EmbeddedStore, CliError> {
+pub fn open_store(dir: &Path) -> Result<Opened, CliError> {
     if !dir.join(EmbeddedStore::FILE_NAME).is_file() {
         return Err(CliError::NoStore(dir.join(EmbeddedStore::FILE_NAME)));
     }
-    EmbeddedStore::open(dir).map_err(|source| CliError::Open {
+    let store = EmbeddedStore::open(dir).map_err(|source| CliError::Open {
         dir: dir.to_owned(),
         source,
-    })
+    })?;
+    Ok(Opened::Embedded(store))
 }
 
 /// Opens KAZOO's CouchDB at `url` (credentials inside it), installing the design documents
 /// the commands query when they are missing, as the daemon does at start.
-pub async fn open_couchdb(url: &str) -> Result<CouchStore, CliError> {
-    CouchStore::connect(CouchConfig::new(url))
+pub async fn open_couchdb(url: &str) -> Result<Opened, CliError> {
+    let store = CouchStore::connect(CouchConfig::new(url))
         .await
-        .map_err(CliError::Couch)
+        .map_err(CliError::Couch)?;
+    Ok(Opened::Couch(store))
 }
 
-/// Runs one command against `store`, printing to `out`.
-pub async fn run(
-    store: &dyn Store,
-    command: &Command,
-    out: &mut impl Write,
-) -> Result<(), CliError> {
+/// Runs one command against `opened`, printing to `out`.
+pub async fn run(opened: &Opened, command: &Command, out: &mut impl Write) -> Result<(), CliError> {
+    let store = opened.store();
     match command {
+        Command::RegisterViews => commands::register_views(opened.couch(), out).await,
         Command::HooksConfigured { account } => {
             commands::hooks_configured(store, account.as_ref(), out).await
         }

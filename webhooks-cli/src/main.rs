@@ -42,15 +42,13 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let out = &mut std::io::stdout().lock();
-    let result = match &args.couchdb_url {
-        Some(url) => match webhooks_cli::open_couchdb(url).await {
-            Ok(store) => webhooks_cli::run(&store, &args.command, out).await,
-            Err(e) => Err(e),
-        },
-        None => match webhooks_cli::open_store(&args.data_dir) {
-            Ok(store) => webhooks_cli::run(&store, &args.command, out).await,
-            Err(e) => Err(e),
-        },
+    let opened = match &args.couchdb_url {
+        Some(url) => webhooks_cli::open_couchdb(url).await,
+        None => webhooks_cli::open_store(&args.data_dir),
+    };
+    let result = match opened {
+        Ok(store) => webhooks_cli::run(&store, &args.command, out).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,9 @@
 mod config;
 mod hooks;
 mod reenable;
+mod views;
 
 pub use config::{set_disable_threshold, set_failure_expiry};
 pub use hooks::hooks_configured;
 pub use reenable::{enable_account_hooks, enable_descendant_hooks};
+pub use views::register_views;
