@@ -22,6 +22,7 @@ pub const SCENARIOS: &[&str] = &[
     "amqp-10",
     "fault",
     "attempts",
+    "disk",
     "matching",
     "startup",
 ];
@@ -32,6 +33,7 @@ fn key(v: &Value) -> f64 {
         Some("matching") => &v["ns_per_event"],
         Some("startup") => &v["ms"],
         Some("attempts") => &v["rate"],
+        Some("disk") => &v["syncs_small_s"],
         _ => &v["peak"]["rate"],
     };
     k.as_f64().unwrap_or(0.0)

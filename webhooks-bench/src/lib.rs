@@ -16,6 +16,7 @@
 //! the printout.
 
 pub mod clock;
+pub mod disk;
 pub mod fixture;
 pub mod harness;
 pub mod hist;

@@ -20,7 +20,7 @@ struct Args {
     quick: bool,
 
     /// Run only these scenarios (comma-separated): ceiling, inproc-1, inproc-10, http-1,
-    /// http-10, fault, matching, startup.
+    /// http-10, fault, attempts, disk, matching, startup.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 

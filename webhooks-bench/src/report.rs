@@ -64,6 +64,9 @@ fn label(name: &str, plan: &Plan) -> String {
         "attempts" => {
             "attempt store alone: `save_attempts`, the engine's batches (4096), on disk".into()
         }
+        "disk" => {
+            "disk: sequential append, and `fdatasync` after 256 B / 64 KiB (p99 of one)".into()
+        }
         "startup" => format!(
             "start-up: `Engine::start` on {} stored hooks",
             thousands(plan.startup_hooks as f64)
@@ -143,6 +146,14 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
             "attempts" => format!(
                 "{} docs/s | – | – | – | – | – | – | {rss}",
                 thousands(v["rate"].as_f64().unwrap_or(0.0))
+            ),
+            "disk" => format!(
+                "{} MB/s appended | {} syncs/s (256 B), {} syncs/s (64 KiB) | – | – | {} µs / {} µs | – | – | {rss}",
+                thousands(v["append_mb_s"].as_f64().unwrap_or(0.0)),
+                thousands(v["syncs_small_s"].as_f64().unwrap_or(0.0)),
+                thousands(v["syncs_large_s"].as_f64().unwrap_or(0.0)),
+                thousands(v["small_p99_us"].as_f64().unwrap_or(0.0)),
+                thousands(v["large_p99_us"].as_f64().unwrap_or(0.0))
             ),
             "startup" => format!(
                 "{:.2} s | {} B/hook settled ({} B at the load's end) | – | – | – | – | – | {rss}",

@@ -64,6 +64,8 @@ pub struct Plan {
     pub matching_accounts: usize,
     pub lookups: usize,
     pub startup_hooks: usize,
+    /// The disk's own rates (`disk`): how much to append and sync, and for how long at most.
+    pub disk: crate::disk::DiskPlan,
     /// Run the engine scenarios and `startup` on KAZOO's CouchDB at this url (a fresh set of
     /// prefixed databases per run) instead of the embedded store.
     pub couchdb: Option<String>,
@@ -84,6 +86,11 @@ impl Plan {
             matching_accounts: 100_000,
             lookups: 2_000_000,
             startup_hooks: 100_000,
+            disk: crate::disk::DiskPlan {
+                append_bytes: 512 * 1024 * 1024,
+                syncs: 5_000,
+                phase: Duration::from_secs(10),
+            },
             couchdb: None,
         }
     }
@@ -103,6 +110,11 @@ impl Plan {
             matching_accounts: 10_000,
             lookups: 200_000,
             startup_hooks: 10_000,
+            disk: crate::disk::DiskPlan {
+                append_bytes: 8 * 1024 * 1024,
+                syncs: 50,
+                phase: Duration::from_secs(2),
+            },
             couchdb: None,
         }
     }
@@ -152,6 +164,9 @@ pub enum Scenario {
     Attempts {
         tmpfs: bool,
     },
+    /// The disk's own rates: sequential append, and `fdatasync` after a small and a large
+    /// write (`disk.rs`).
+    Disk,
     /// Fills a store in `dir` for [`Scenario::Startup`] (not measured).
     BuildStore {
         dir: PathBuf,
@@ -172,6 +187,7 @@ impl Scenario {
             "fault" => Scenario::Fault { pace },
             "matching" => Scenario::Matching,
             "attempts" => Scenario::Attempts { tmpfs: false },
+            "disk" => Scenario::Disk,
             "attempts-tmpfs" => Scenario::Attempts { tmpfs: true },
             "build-store" => Scenario::BuildStore { dir: need_dir()? },
             "startup" => Scenario::Startup { dir: need_dir()? },
@@ -215,6 +231,7 @@ impl Scenario {
             ),
             Scenario::Fault { .. } => "fault".into(),
             Scenario::Matching => "matching".into(),
+            Scenario::Disk => "disk".into(),
             Scenario::Attempts { tmpfs: false } => "attempts".into(),
             Scenario::Attempts { tmpfs: true } => "attempts-tmpfs".into(),
             Scenario::BuildStore { .. } => "build-store".into(),
@@ -239,6 +256,7 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> Result<Value, BoxError> {
             } => engine(plan, *transport, *fanout, *log_successes).await,
             Scenario::Fault { pace } => fault(plan, *pace).await,
             Scenario::Matching => matching(plan),
+            Scenario::Disk => disk(plan).await,
             Scenario::Attempts { tmpfs } => attempts(plan, *tmpfs).await,
             Scenario::BuildStore { dir } => build_store(plan, dir).await,
             Scenario::Startup { dir } => startup(plan, dir).await,
@@ -954,6 +972,14 @@ pub fn scratch_dir(tmpfs: bool) -> std::io::Result<TempDir> {
     } else {
         builder.tempdir()
     }
+}
+
+/// The disk's own rates, in a scratch directory on the real disk.
+async fn disk(plan: &Plan) -> Result<Value, BoxError> {
+    let dir = scratch_dir(false)?;
+    let disk = plan.disk;
+    let path = dir.path().to_owned();
+    Ok(tokio::task::spawn_blocking(move || crate::disk::measure(&path, disk)).await??)
 }
 
 /// `save_attempts` alone, as the engine's attempt writer calls it under load: full batches of
