@@ -41,25 +41,22 @@ async fn failures_split_across_two_nodes_disable_a_hook_once() {
         rx.answer("/fail", webhooks_testkit::Answer::Status(500));
         // The shared store: four failures within two seconds disable a hook (the disabler
         // looks every half second).
-        let (_, store) = engine(
-            vec![
-                hook(
-                    "failing",
-                    CHANNEL_ACCOUNT,
-                    "channel_create",
-                    &rx.url("/fail"),
-                    json!({"retries": 1}),
-                ),
-                hook(
-                    "told",
-                    CHANNEL_ACCOUNT,
-                    "notifications",
-                    &rx.url("/disabled"),
-                    json!({"custom_data": {"type": "webhook_disabled"}}),
-                ),
-            ],
-            EngineConfig::default(),
-        )
+        let store = store_with(vec![
+            hook(
+                "failing",
+                CHANNEL_ACCOUNT,
+                "channel_create",
+                &rx.url("/fail"),
+                json!({"retries": 1}),
+            ),
+            hook(
+                "told",
+                CHANNEL_ACCOUNT,
+                "notifications",
+                &rx.url("/disabled"),
+                json!({"custom_data": {"type": "webhook_disabled"}}),
+            ),
+        ])
         .await;
         let settings = json!({"attempt_failure_count": 4, "attempt_failure_expiry_ms": 2000});
         store

@@ -28,3 +28,20 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_sig: Option<String>,
 }
+
+impl Claims {
+    /// An api-key token's claims (`cb_api_auth`-style): the account, the method, the expiry;
+    /// no user, no device, no issue time and no identity signature until the issuer adds them.
+    pub fn for_account(account: &webhooks_core::AccountId, method: &str, exp: i64) -> Self {
+        Claims {
+            iss: "kazoo".into(),
+            account_id: account.to_string(),
+            owner_id: None,
+            device_id: None,
+            method: method.into(),
+            iat: None,
+            exp,
+            identity_sig: None,
+        }
+    }
+}

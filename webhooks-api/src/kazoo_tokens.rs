@@ -310,14 +310,8 @@ impl KazooKeys {
         let (kid, key) = self.system_key(store).await?;
         let identity_sig = self.sign_identity(store, account).await?;
         let claims = Claims {
-            iss: "kazoo".into(),
-            account_id: account.to_string(),
-            owner_id: None,
-            device_id: None,
-            method: method.into(),
-            iat: None,
-            exp: webhooks_core::time::now_unix() + ttl_secs,
             identity_sig: Some(identity_sig),
+            ..Claims::for_account(account, method, webhooks_core::time::now_unix() + ttl_secs)
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(kid);

@@ -115,14 +115,8 @@ impl LocalKeys {
     fn issue(&self, account: &AccountId, method: &str, ttl_secs: i64) -> Result<String, ApiError> {
         let now = webhooks_core::time::now_unix();
         let claims = Claims {
-            iss: "kazoo".into(),
-            account_id: account.to_string(),
-            owner_id: None,
-            device_id: None,
-            method: method.into(),
             iat: Some(now),
-            exp: now + ttl_secs,
-            identity_sig: None,
+            ..Claims::for_account(account, method, now + ttl_secs)
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "token signing failed");

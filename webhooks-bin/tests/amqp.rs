@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::Daemon;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use common::{Daemon, Kazoo};
 use serde_json::json;
 use webhooks_testkit::rabbitmq::Vhost;
 use webhooks_testkit::Receiver;
@@ -22,14 +20,6 @@ async fn the_daemon_consumes_kazoo_events_from_rabbitmq() {
         .await;
 
     // KAZOO publishes CHANNEL_DESTROY on `callevt` with `call.CHANNEL_DESTROY.<call id>`.
-    let connection = Connection::connect(&vhost.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
     let mut event = webhooks_modules::sample_events("channel_destroy")
         .unwrap()
         .remove(0);
@@ -37,19 +27,7 @@ async fn the_daemon_consumes_kazoo_events_from_rabbitmq() {
     let route = webhooks_amqp::route_for(&webhooks_core::Event::from_value(event.clone()).unwrap())
         .unwrap();
     assert!(route.routing_key.starts_with("call.CHANNEL_DESTROY."));
-    let confirm = channel
-        .basic_publish(
-            route.exchange.into(),
-            route.routing_key.as_str().into(),
-            BasicPublishOptions::default(),
-            event.to_string().as_bytes(),
-            BasicProperties::default().with_content_type("application/json".into()),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(confirm.is_ack());
+    Kazoo::connect(&vhost).await.publish(&event).await;
 
     let got = rx.wait_for("/calls", 1).await.remove(0);
     let body: serde_json::Value = serde_json::from_str(&got.body).unwrap();

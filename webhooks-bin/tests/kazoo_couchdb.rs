@@ -5,8 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, MASTER_KEY};
+use common::{Daemon, Kazoo, MASTER_KEY};
 use serde_json::{json, Value};
+use webhooks_core::delivery::modb_name;
+use webhooks_core::AccountId;
 use webhooks_testkit::couchdb::PouchServer;
 use webhooks_testkit::{Answer, Receiver};
 
@@ -58,47 +60,36 @@ fn jwt_header(token: &str) -> Value {
 }
 
 /// CouchDB's HTTP API, as KAZOO's own code (or an operator with curl) uses it.
-pub struct Couch {
+struct Couch {
     http: reqwest::Client,
     url: String,
 }
 
-/// `account/xx/yy/rest`, encoded for a URL: KAZOO's name of an account's database.
-pub fn account_db(id: &str) -> String {
-    format!("account%2F{}%2F{}%2F{}", &id[..2], &id[2..4], &id[4..])
+/// A KAZOO database name, encoded for a URL (`account%2Fxx%2Fyy%2Frest`).
+fn encoded(name: &str) -> String {
+    name.replace('/', "%2F")
 }
 
-/// The account's database for this month's attempts (KAZOO's MODB).
-pub fn modb(id: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let (y, m) = year_month(secs / 86_400);
-    format!("{}-{y:04}{m:02}", account_db(id))
+/// The account's own database, encoded.
+fn account_db(id: &str) -> String {
+    encoded(&AccountId::parse(id).unwrap().db_name())
 }
 
-/// The civil year and month of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn year_month(days: i64) -> (i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m)
+/// The account's database for this month's attempts (KAZOO's MODB), encoded.
+fn modb(id: &str) -> String {
+    let account = AccountId::parse(id).unwrap();
+    encoded(&modb_name(&account, webhooks_core::time::now_unix()))
 }
 
 impl Couch {
-    pub fn new(url: &str) -> Couch {
+    fn new(url: &str) -> Couch {
         Couch {
             http: reqwest::Client::new(),
             url: url.to_owned(),
         }
     }
 
-    pub async fn create_db(&self, db: &str) {
+    async fn create_db(&self, db: &str) {
         let r = self
             .http
             .put(format!("{}/{db}", self.url))
@@ -113,7 +104,7 @@ impl Couch {
     }
 
     /// Writes a document (creating or replacing it) and returns its new `_rev`.
-    pub async fn put(&self, db: &str, doc: Value) -> String {
+    async fn put(&self, db: &str, doc: Value) -> String {
         let id = doc["_id"].as_str().unwrap().replace('/', "%2F");
         let r = self
             .http
@@ -128,7 +119,7 @@ impl Couch {
         body["rev"].as_str().unwrap().to_owned()
     }
 
-    pub async fn attach(
+    async fn attach(
         &self,
         db: &str,
         id: &str,
@@ -152,7 +143,15 @@ impl Couch {
         );
     }
 
-    pub async fn get(&self, db: &str, id: &str) -> Value {
+    /// Waits (up to `patience`) until the hook is switched off in `webhooks`.
+    async fn wait_disabled(&self, id: &str, patience: Duration) {
+        within(patience, "the failing hook to be disabled", || async {
+            self.get("webhooks", id).await["enabled"] == false
+        })
+        .await;
+    }
+
+    async fn get(&self, db: &str, id: &str) -> Value {
         let r = self
             .http
             .get(format!("{}/{db}/{id}", self.url))
@@ -162,7 +161,7 @@ impl Couch {
         r.json().await.unwrap()
     }
 
-    pub async fn rows(&self, db: &str, path: &str) -> Vec<Value> {
+    async fn rows(&self, db: &str, path: &str) -> Vec<Value> {
         let r = self
             .http
             .get(format!("{}/{db}/{path}", self.url))
@@ -200,7 +199,7 @@ fn kazoo_hook(id: &str, owner: &str, uri: &str, retries: u32) -> Value {
 
 /// Seeds a KAZOO cluster's documents: a master, a reseller and a customer account, the
 /// customer's hooks, and `system_config` (settings under `default`, as KAZOO keeps them).
-pub async fn seed_kazoo(couch: &Couch, hooks: &[Value], webhooks_settings: Value) -> Vec<u8> {
+async fn seed_kazoo(couch: &Couch, hooks: &[Value], webhooks_settings: Value) -> Vec<u8> {
     for db in ["accounts", "webhooks", "system_config", "system_auth"] {
         couch.create_db(db).await;
     }
@@ -249,15 +248,6 @@ pub async fn seed_kazoo(couch: &Couch, hooks: &[Value], webhooks_settings: Value
     pem
 }
 
-fn channel_create(account: &str, call: &str) -> Value {
-    let mut e = webhooks_modules::sample_events("channel_create")
-        .unwrap()
-        .remove(0);
-    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
-    e["Call-ID"] = json!(call);
-    e
-}
-
 /// Polls `check` every 50 ms for up to `within`; panics with `what` when it never holds.
 async fn within<F, Fut>(within: Duration, what: &str, mut check: F)
 where
@@ -299,10 +289,7 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
         json!({"attempt_failure_count": 2, "attempt_failure_expiry_ms": 4000}),
     )
     .await;
-    let d = Daemon::start_in(
-        std::env::temp_dir().as_path(),
-        &["--couchdb-url", &server.url()],
-    );
+    let d = daemon(&server, &[]);
 
     // The reseller comes with a token crossbar minted; the customer is below it.
     let mut reseller = d.client();
@@ -376,24 +363,20 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
     let (events, _) = d.master().await;
     for call in ["call-1", "call-2"] {
         let r = events
-            .send("POST", "/v2/events", Some(channel_create(CUSTOMER, call)))
+            .send(
+                "POST",
+                "/v2/events",
+                Some(event_of("channel_create", CUSTOMER, call)),
+            )
             .await;
         assert_eq!(r.status, 202, "{:?}", r.body);
     }
     rx.wait_for("/ok", 2).await;
     rx.wait_for("/ours", 2).await;
     rx.wait_for("/failing", 2).await;
-    within(
-        Duration::from_secs(10),
-        "the failing hook to be disabled",
-        || async {
-            couch
-                .get("webhooks", "0000000000000000000000000000bbbb")
-                .await["enabled"]
-                == false
-        },
-    )
-    .await;
+    couch
+        .wait_disabled("0000000000000000000000000000bbbb", Duration::from_secs(10))
+        .await;
     let disabled = couch
         .get("webhooks", "0000000000000000000000000000bbbb")
         .await;
@@ -455,7 +438,7 @@ async fn kazoos_documents_are_served_fired_recorded_and_disabled_in_kazoos_forma
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hook_edited_directly_in_couchdb_takes_effect_within_a_second() {
+async fn a_hook_edited_directly_in_couchdb_takes_effect_live() {
     let server = PouchServer::in_memory().await;
     let couch = Couch::new(&server.url());
     let rx = Receiver::start_on("127.0.0.2:0").await;
@@ -466,10 +449,7 @@ async fn a_hook_edited_directly_in_couchdb_takes_effect_within_a_second() {
         1,
     );
     seed_kazoo(&couch, std::slice::from_ref(&hook), json!({})).await;
-    let d = Daemon::start_in(
-        std::env::temp_dir().as_path(),
-        &["--couchdb-url", &server.url()],
-    );
+    let d = daemon(&server, &[]);
     // Only the master account may publish events.
     let (client, master) = d.master().await;
     assert_eq!(master, MASTER);
@@ -483,7 +463,7 @@ async fn a_hook_edited_directly_in_couchdb_takes_effect_within_a_second() {
     let mut call = 0;
     within(Duration::from_secs(5), "the edit to take effect", || {
         call += 1;
-        let event = channel_create(CUSTOMER, &format!("call-{call}"));
+        let event = event_of("channel_create", CUSTOMER, &format!("call-{call}"));
         let (client, rx) = (&client, &rx);
         async move {
             client.send("POST", "/v2/events", Some(event)).await;
@@ -500,51 +480,6 @@ async fn a_hook_edited_directly_in_couchdb_takes_effect_within_a_second() {
     );
 }
 
-/// Publishes like KAZOO: JSON on KAZOO's exchanges with KAZOO's routing keys, confirmed.
-struct Kazoo {
-    _connection: lapin::Connection,
-    channel: lapin::Channel,
-}
-
-impl Kazoo {
-    async fn connect(vhost: &webhooks_testkit::rabbitmq::Vhost) -> Kazoo {
-        use lapin::options::ConfirmSelectOptions;
-        let connection =
-            lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
-                .await
-                .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        Kazoo {
-            _connection: connection,
-            channel,
-        }
-    }
-
-    async fn publish(&self, event: &Value) {
-        let route =
-            webhooks_amqp::route_for(&webhooks_core::Event::from_value(event.clone()).unwrap())
-                .unwrap();
-        let confirm = self
-            .channel
-            .basic_publish(
-                route.exchange.into(),
-                route.routing_key.as_str().into(),
-                lapin::options::BasicPublishOptions::default(),
-                event.to_string().as_bytes(),
-                lapin::BasicProperties::default().with_content_type("application/json".into()),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        assert!(confirm.is_ack());
-    }
-}
-
 fn event_of(module: &str, account: &str, call: &str) -> Value {
     let mut e = webhooks_modules::sample_events(module).unwrap().remove(0);
     e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
@@ -552,18 +487,20 @@ fn event_of(module: &str, account: &str, call: &str) -> Value {
     e
 }
 
+/// A daemon on `server` (its data directory is unused: everything is in CouchDB).
+fn daemon(server: &PouchServer, extra: &[&str]) -> Daemon {
+    let url = server.url();
+    let mut args = vec!["--couchdb-url", url.as_str()];
+    args.extend_from_slice(extra);
+    Daemon::start_in(std::env::temp_dir().as_path(), &args)
+}
+
+/// One node of a cluster: a daemon on `server` and `vhost`, named `webhooksd@<name>`.
 fn node(server: &PouchServer, vhost: &webhooks_testkit::rabbitmq::Vhost, name: &str) -> Daemon {
     let node_name = format!("webhooksd@{name}");
-    Daemon::start_in(
-        std::env::temp_dir().as_path(),
-        &[
-            "--couchdb-url",
-            &server.url(),
-            "--amqp-url",
-            &vhost.url(),
-            "--node-name",
-            &node_name,
-        ],
+    daemon(
+        server,
+        &["--amqp-url", &vhost.url(), "--node-name", &node_name],
     )
 }
 
@@ -668,17 +605,9 @@ async fn two_daemons_on_one_couchdb_and_one_broker_behave_as_one() {
             .await;
     }
     rx.wait_for("/failing", 4).await;
-    within(
-        Duration::from_secs(15),
-        "the failing hook to be disabled",
-        || async {
-            couch
-                .get("webhooks", "0000000000000000000000000000ffff")
-                .await["enabled"]
-                == false
-        },
-    )
-    .await;
+    couch
+        .wait_disabled("0000000000000000000000000000ffff", Duration::from_secs(15))
+        .await;
     rx.wait_for("/disabled", 1).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(rx.received_at("/disabled").len(), 1, "one webhook_disabled");

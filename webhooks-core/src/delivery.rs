@@ -174,21 +174,8 @@ fn lower_headers(headers: &[(String, String)]) -> Value {
 
 /// KAZOO's monthly database name for an account, `account/xx/yy/rest-YYYYMM`.
 pub fn modb_name(account: &crate::AccountId, unix_secs: i64) -> String {
-    let (y, m) = year_month(unix_secs);
+    let (y, m) = crate::time::civil_from_days(unix_secs.div_euclid(86_400));
     format!("{}-{y:04}{m:02}", account.db_name())
-}
-
-fn year_month(unix_secs: i64) -> (i64, u32) {
-    // Howard Hinnant's civil-from-days, month part only.
-    let z = unix_secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m)
 }
 
 /// The attempt document of one try (§2.3). `tries_left_before` is KAZOO's R, the tries left

@@ -35,6 +35,32 @@ pub fn gregorian_to_unix(greg: i64) -> i64 {
     greg - UNIX_EPOCH_IN_GREGORIAN
 }
 
+/// (year, month 1 to 12) of a day counted from 1970-01-01 (Howard Hinnant's civil-from-days):
+/// what KAZOO's monthly database names are made of.
+pub fn civil_from_days(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+/// Days from 1970-01-01 to the first of (year, month): the inverse of [`civil_from_days`] for
+/// a month's first day.
+pub fn days_from_civil(year: i64, month: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

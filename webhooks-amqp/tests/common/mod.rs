@@ -42,8 +42,8 @@ pub fn hook(id: &str, owner: &str, event: &str, uri: &str, extra: Value) -> Valu
     h
 }
 
-/// An engine over a fresh in-memory store holding the sample accounts and `hooks`.
-pub async fn engine(hooks: Vec<Value>, config: EngineConfig) -> (Engine, Arc<EmbeddedStore>) {
+/// A fresh in-memory store holding the sample accounts and `hooks`.
+pub async fn store_with(hooks: Vec<Value>) -> Arc<EmbeddedStore> {
     let store = Arc::new(EmbeddedStore::open_in_memory().unwrap());
     for id in [
         CHANNEL_ACCOUNT,
@@ -60,6 +60,12 @@ pub async fn engine(hooks: Vec<Value>, config: EngineConfig) -> (Engine, Arc<Emb
     for h in hooks {
         store.save_hook(Doc::from_value(h).unwrap()).await.unwrap();
     }
+    store
+}
+
+/// An engine over a fresh in-memory store holding the sample accounts and `hooks`.
+pub async fn engine(hooks: Vec<Value>, config: EngineConfig) -> (Engine, Arc<EmbeddedStore>) {
+    let store = store_with(hooks).await;
     let engine = Engine::start(
         store.clone(),
         webhooks_modules::kazoo_registry(&[]),

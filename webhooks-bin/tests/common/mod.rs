@@ -259,3 +259,48 @@ impl Client {
 pub fn hook(name: &str) -> Value {
     json!({"name": name, "uri": "http://my.server.com/calls", "hook": "channel_create"})
 }
+
+/// Publishes like KAZOO: JSON on KAZOO's exchanges with KAZOO's routing keys, confirmed.
+pub struct Kazoo {
+    _connection: lapin::Connection,
+    pub channel: lapin::Channel,
+}
+
+impl Kazoo {
+    pub async fn connect(vhost: &webhooks_testkit::rabbitmq::Vhost) -> Kazoo {
+        use lapin::options::ConfirmSelectOptions;
+        let connection =
+            lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+                .await
+                .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Kazoo {
+            _connection: connection,
+            channel,
+        }
+    }
+
+    pub async fn publish(&self, event: &Value) {
+        let route =
+            webhooks_amqp::route_for(&webhooks_core::Event::from_value(event.clone()).unwrap())
+                .unwrap();
+        let confirm = self
+            .channel
+            .basic_publish(
+                route.exchange.into(),
+                route.routing_key.as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                event.to_string().as_bytes(),
+                lapin::BasicProperties::default().with_content_type("application/json".into()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+}
