@@ -67,7 +67,7 @@ fn payloads(c: &mut Criterion) {
                 for event in &events {
                     for d in module.handle_event(event, &finder).unwrap_or_default() {
                         let delivery =
-                            Delivery::from_dispatch(d, Some("cluster"), "0a1b2c3d4e".into());
+                            Delivery::from_dispatch(d, Some("cluster"), "0a1b2c3d4e".into(), 1);
                         black_box(delivery);
                     }
                 }

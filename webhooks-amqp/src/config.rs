@@ -42,6 +42,14 @@ pub struct AmqpConfig {
     /// `reconnect_max`. KAZOO waits 500 ms, then up to 5 s.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// How long a message stays unacknowledged after the engine took it, waiting for its
+    /// deliveries to settle (sent, failed for good, or their retry in the engine's journal).
+    /// While it waits, the broker gives it to another node if this one dies, so a node's
+    /// death costs a repeat (same `webhook-id`), not a wait for its restart. Past it the
+    /// message is acknowledged anyway (a hanging receiver must not pin the prefetch window);
+    /// the engine's journal keeps what is left. Zero acknowledges as soon as the engine took
+    /// the event.
+    pub hold_until_settled: Duration,
 }
 
 impl AmqpConfig {
@@ -55,6 +63,7 @@ impl AmqpConfig {
             node: node_name("localhost"),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(5),
+            hold_until_settled: Duration::from_secs(2),
         }
     }
 

@@ -77,7 +77,7 @@ impl Supervisor {
         );
         Supervisor {
             bindings: declare::shared_bindings(registry),
-            shared: SharedQueue::new(events, reenabler, stats.clone()),
+            shared: SharedQueue::new(events, reenabler, stats.clone(), config.hold_until_settled),
             node: NodeQueue::new(config_listener, stats.clone(), config.node.clone()),
             config,
             publisher,

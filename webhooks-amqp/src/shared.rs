@@ -2,8 +2,10 @@
 //!
 //! Every delivery is handled in its own task (at most `prefetch` at a time: the broker sends
 //! no more unacknowledged messages than that) and is acknowledged only once the engine has
-//! taken the event, so a message this node has not finished with is never lost: if the
-//! connection drops first, the broker gives it again, to this node or another.
+//! taken the event (its deliveries are in the engine's journal) and they have settled (sent,
+//! or their retry journaled) or `hold_until_settled` has passed. So a message this node has
+//! not finished with is never lost: if the node dies or the connection drops first, the
+//! broker gives it again, to this node or another.
 //!
 //! When the session ends the consumer is cancelled first, so the broker sends nothing more;
 //! the handovers in progress finish and are acknowledged on the still-open channel; messages
@@ -34,6 +36,8 @@ pub(crate) struct SharedQueue {
     /// Handed-over messages whose ack may not have reached the broker.
     handled: Handled,
     stats: Arc<AmqpStats>,
+    /// See [`AmqpConfig::hold_until_settled`](crate::AmqpConfig::hold_until_settled).
+    hold_until_settled: std::time::Duration,
 }
 
 /// What the shared queue's consumer left when its session ended.
@@ -53,12 +57,14 @@ impl SharedQueue {
         events: Arc<dyn EventSink>,
         reenabler: Reenabler,
         stats: Arc<AmqpStats>,
+        hold_until_settled: std::time::Duration,
     ) -> Arc<Self> {
         Arc::new(SharedQueue {
             events,
             reenabler,
             handled: Handled::default(),
             stats,
+            hold_until_settled,
         })
     }
 
@@ -115,10 +121,18 @@ impl SharedQueue {
         let outcome = match decode(&delivery) {
             Err(why) => Outcome::Malformed(why),
             Ok(event) if reenable::is_request(&event) => self.reenabler.handle(&event).await,
-            Ok(event) => match self.events.publish(event).await {
-                Ok(_) => Outcome::Done,
+            Ok(event) => match self.events.publish_held(event).await {
+                Ok((_, settled)) => {
+                    if tokio::time::timeout(self.hold_until_settled, settled)
+                        .await
+                        .is_err()
+                    {
+                        inc(&self.stats.acked_unsettled);
+                    }
+                    Outcome::Done
+                }
                 // Not taken, not malformed: back to the queue, for this node later or another.
-                Err(EventError::Stopped) => Outcome::Again,
+                Err(EventError::Stopped | EventError::NotDurable(_)) => Outcome::Again,
                 Err(e) => Outcome::Malformed(Malformed(e.to_string())),
             },
         };

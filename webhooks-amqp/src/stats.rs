@@ -16,6 +16,7 @@ pub(crate) struct AmqpStats {
     pub(crate) failures_shared: AtomicU64,
     pub(crate) failures_unshared: AtomicU64,
     pub(crate) peer_failures: AtomicU64,
+    pub(crate) acked_unsettled: AtomicU64,
 }
 
 pub(crate) fn inc(counter: &AtomicU64) {
@@ -56,6 +57,9 @@ pub struct AmqpStatsSnapshot {
     pub failures_unshared: u64,
     /// Failed tries other nodes told this one about.
     pub peer_failures: u64,
+    /// Messages acknowledged before their deliveries settled (`hold_until_settled` passed):
+    /// from then on the engine's journal alone keeps what is left of them.
+    pub acked_unsettled: u64,
 }
 
 impl AmqpStats {
@@ -73,6 +77,7 @@ impl AmqpStats {
             failures_shared: get(&self.failures_shared),
             failures_unshared: get(&self.failures_unshared),
             peer_failures: get(&self.peer_failures),
+            acked_unsettled: get(&self.acked_unsettled),
         }
     }
 }

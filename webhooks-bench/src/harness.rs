@@ -25,6 +25,7 @@ pub const SCENARIOS: &[&str] = &[
     "disk",
     "matching",
     "startup",
+    "recovery",
 ];
 
 /// The figure a scenario is judged by, for picking the median of repeated runs.
@@ -34,6 +35,7 @@ fn key(v: &Value) -> f64 {
         Some("startup") => &v["ms"],
         Some("attempts") => &v["rate"],
         Some("disk") => &v["syncs_small_s"],
+        Some("recovery") => &v["ms"],
         _ => &v["peak"]["rate"],
     };
     k.as_f64().unwrap_or(0.0)
@@ -87,6 +89,9 @@ fn child(name: &str, args: &[String], plan: &Plan, limit: Duration) -> Outcome {
     if let Some(url) = &plan.couchdb {
         cmd.arg("--couchdb-url").arg(url);
     }
+    if plan.at_most_once {
+        cmd.arg("--at-most-once");
+    }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -112,7 +117,10 @@ fn child(name: &str, args: &[String], plan: &Plan, limit: Duration) -> Outcome {
         }
     };
     let out = reader.join().unwrap_or_default();
-    if !status.success() {
+    // `recovery-fill` ends itself with SIGKILL, as the daemon it stands for is killed.
+    let killed_itself = name == "recovery-fill"
+        && std::os::unix::process::ExitStatusExt::signal(&status) == Some(9);
+    if !status.success() && !killed_itself {
         return Err(format!("{name}: exited with {status}"));
     }
     out.lines()
@@ -149,6 +157,7 @@ pub fn run(plan: &Plan, only: &[String], repeat: usize) -> usize {
                 child(name, &args, plan, limit)
             }
             "startup" => startup(plan, limit),
+            "recovery" => recovery(plan, limit),
             _ => child(name, &[], plan, limit),
         });
         if let Err(e) = &outcome {
@@ -181,4 +190,13 @@ fn startup(plan: &Plan, limit: Duration) -> Outcome {
     };
     child("build-store", &args, plan, build_limit)?;
     child("startup", &args, plan, limit)
+}
+
+/// Journals deliveries in a scratch directory on the real disk and kills that process with
+/// SIGKILL, then times a fresh process sending them all (`recovery.rs`).
+fn recovery(plan: &Plan, limit: Duration) -> Outcome {
+    let dir = crate::scenarios::scratch_dir(false).map_err(|e| e.to_string())?;
+    let args = vec!["--dir".to_string(), dir.path().display().to_string()];
+    child("recovery-fill", &args, plan, limit)?;
+    child("recovery", &args, plan, limit)
 }

@@ -33,6 +33,11 @@ struct Args {
     #[arg(long, env = "WEBHOOKS_LOADTEST_COUCHDB_URL")]
     couchdb_url: Option<String>,
 
+    /// Run the engine rows at most once (no delivery journal, KAZOO's way) instead of at
+    /// least once (the daemon's default).
+    #[arg(long)]
+    at_most_once: bool,
+
     /// Internal: run one scenario in this process and print its `RESULT` line.
     #[arg(long, hide = true)]
     scenario: Option<String>,
@@ -54,6 +59,7 @@ fn main() {
         Plan::full()
     };
     plan.couchdb = args.couchdb_url.clone();
+    plan.at_most_once = args.at_most_once;
     let Some(name) = args.scenario else {
         let failed = webhooks_bench::harness::run(&plan, &args.only, args.repeat);
         std::process::exit(i32::from(failed > 0));

@@ -60,7 +60,12 @@ impl Arrivals {
 /// Starts a receiver on a free loopback port that answers every request `200` with an empty
 /// body, after reading it whole.
 pub async fn counting() -> std::io::Result<(SocketAddr, Arc<Arrivals>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    counting_on("127.0.0.1:0").await
+}
+
+/// [`counting`] on an address of the caller's choice.
+pub async fn counting_on(addr: &str) -> std::io::Result<(SocketAddr, Arc<Arrivals>)> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let arrivals = Arc::new(Arrivals::default());
     let shared = arrivals.clone();

@@ -71,6 +71,10 @@ fn label(name: &str, plan: &Plan) -> String {
             "start-up: `Engine::start` on {} stored hooks",
             thousands(plan.startup_hooks as f64)
         ),
+        "recovery" => format!(
+            "recovery: a fresh engine sends the {} deliveries a SIGKILLed one left in its journal",
+            thousands(plan.recovery_pending as f64)
+        ),
         other => other.into(),
     }
 }
@@ -80,6 +84,15 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
     let mut out = String::new();
     let ceiling = found(results, "ceiling").and_then(|v| v["peak"]["rate"].as_f64());
     let clean = found(results, "inproc-10").and_then(|v| v["peak"]["rate"].as_f64());
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Engine rows {}.",
+        match plan.at_most_once {
+            true => "at most once (no delivery journal, KAZOO's way)",
+            false => "at least once (the daemon's default: deliveries journaled before each acknowledgement)",
+        }
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -160,6 +173,12 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                 v["ms"].as_f64().unwrap_or(0.0) / 1e3,
                 thousands(v["bytes_per_hook_trimmed"].as_f64().unwrap_or(0.0)),
                 thousands(v["bytes_per_hook"].as_f64().unwrap_or(0.0))
+            ),
+            "recovery" => format!(
+                "{:.2} s until all arrived | {} deliveries/s (journal read in {:.0} ms) | – | – | – | – | – | {rss}",
+                v["ms"].as_f64().unwrap_or(0.0) / 1e3,
+                thousands(v["rate"].as_f64().unwrap_or(0.0)),
+                v["journal_open_ms"].as_f64().unwrap_or(0.0)
             ),
             _ => {
                 let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);

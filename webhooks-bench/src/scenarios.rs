@@ -20,15 +20,16 @@ use tokio::task::JoinSet;
 use webhooks_amqp::{AmqpConfig, AmqpTransport};
 use webhooks_api::{ApiConfig, ApiState, Bootstrap};
 use webhooks_core::delivery::{Delivery, HttpRequest, Outcome};
+use webhooks_core::pending::DeliveryJournal;
 use webhooks_core::store::AttemptStore;
 use webhooks_core::{Account, AccountId, Doc, Hook, HookFinder, HttpVerb, Store, WebhookModule};
 use webhooks_engine::sender::{HttpSender, SenderConfig};
 use webhooks_engine::{Engine, EngineConfig};
-use webhooks_store::{CouchConfig, CouchStore, EmbeddedStore};
+use webhooks_store::{CouchConfig, CouchStore, EmbeddedStore, FileJournal, JournalConfig};
 use webhooks_testkit::rabbitmq::Vhost;
 
 use crate::clock;
-use crate::fixture::{self, CallEvents, Population};
+use crate::fixture::{self, CallEvents, Only, Population};
 use crate::receiver::{self, Arrivals};
 use crate::rss;
 
@@ -64,11 +65,16 @@ pub struct Plan {
     pub matching_accounts: usize,
     pub lookups: usize,
     pub startup_hooks: usize,
+    /// Deliveries a killed engine leaves pending for the recovery row.
+    pub recovery_pending: usize,
     /// The disk's own rates (`disk`): how much to append and sync, and for how long at most.
     pub disk: crate::disk::DiskPlan,
     /// Run the engine scenarios and `startup` on KAZOO's CouchDB at this url (a fresh set of
     /// prefixed databases per run) instead of the embedded store.
     pub couchdb: Option<String>,
+    /// Run the engine rows without the delivery journal (`--delivery at-most-once`, KAZOO's
+    /// way) instead of at least once, the daemon's default.
+    pub at_most_once: bool,
 }
 
 impl Plan {
@@ -86,12 +92,14 @@ impl Plan {
             matching_accounts: 100_000,
             lookups: 2_000_000,
             startup_hooks: 100_000,
+            recovery_pending: 100_000,
             disk: crate::disk::DiskPlan {
                 append_bytes: 512 * 1024 * 1024,
                 syncs: 5_000,
                 phase: Duration::from_secs(10),
             },
             couchdb: None,
+            at_most_once: false,
         }
     }
 
@@ -110,12 +118,14 @@ impl Plan {
             matching_accounts: 10_000,
             lookups: 200_000,
             startup_hooks: 10_000,
+            recovery_pending: 5_000,
             disk: crate::disk::DiskPlan {
                 append_bytes: 8 * 1024 * 1024,
                 syncs: 50,
                 phase: Duration::from_secs(2),
             },
             couchdb: None,
+            at_most_once: false,
         }
     }
 }
@@ -174,6 +184,14 @@ pub enum Scenario {
     Startup {
         dir: PathBuf,
     },
+    /// Journals deliveries in `dir` and dies with SIGKILL (`recovery.rs`).
+    RecoveryFill {
+        dir: PathBuf,
+    },
+    /// Sends what `RecoveryFill` left in `dir`, timed.
+    Recovery {
+        dir: PathBuf,
+    },
 }
 
 impl Scenario {
@@ -191,6 +209,8 @@ impl Scenario {
             "attempts-tmpfs" => Scenario::Attempts { tmpfs: true },
             "build-store" => Scenario::BuildStore { dir: need_dir()? },
             "startup" => Scenario::Startup { dir: need_dir()? },
+            "recovery-fill" => Scenario::RecoveryFill { dir: need_dir()? },
+            "recovery" => Scenario::Recovery { dir: need_dir()? },
             other => {
                 let (base, log_successes) = match other.strip_suffix("-nolog") {
                     Some(base) => (base, false),
@@ -236,6 +256,8 @@ impl Scenario {
             Scenario::Attempts { tmpfs: true } => "attempts-tmpfs".into(),
             Scenario::BuildStore { .. } => "build-store".into(),
             Scenario::Startup { .. } => "startup".into(),
+            Scenario::RecoveryFill { .. } => "recovery-fill".into(),
+            Scenario::Recovery { .. } => "recovery".into(),
         }
     }
 }
@@ -260,6 +282,10 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> Result<Value, BoxError> {
             Scenario::Attempts { tmpfs } => attempts(plan, *tmpfs).await,
             Scenario::BuildStore { dir } => build_store(plan, dir).await,
             Scenario::Startup { dir } => startup(plan, dir).await,
+            Scenario::RecoveryFill { dir } => {
+                crate::recovery::fill(plan.accounts, plan.recovery_pending, dir).await
+            }
+            Scenario::Recovery { dir } => crate::recovery::recover(dir, plan.drain * 4).await,
         }
     })?;
     result["scenario"] = json!(scenario.name());
@@ -282,6 +308,7 @@ struct Rig {
     accounts: Vec<AccountId>,
     fanout: usize,
     arrivals: Arc<Arrivals>,
+    journal: Option<Arc<FileJournal>>,
     _dir: TempDir,
 }
 
@@ -355,7 +382,21 @@ async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
         cluster_id: Some(boot.cluster_id.clone()),
         ..EngineConfig::default()
     };
-    let engine = Engine::start(store.clone(), registry, config).await?;
+    // At least once, as the daemon runs by default: the journal on the same real disk.
+    let journal = match plan.at_most_once {
+        true => None,
+        false => Some(Arc::new(FileJournal::open(
+            &dir.path().join("journal"),
+            JournalConfig::default(),
+        )?)),
+    };
+    let engine = Engine::start_with_journal(
+        store.clone(),
+        registry,
+        config,
+        journal.clone().map(|j| j as Arc<dyn DeliveryJournal>),
+    )
+    .await?;
     Ok(Rig {
         engine,
         store,
@@ -363,6 +404,7 @@ async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
         accounts,
         fanout,
         arrivals,
+        journal,
         _dir: dir,
     })
 }
@@ -702,8 +744,15 @@ async fn run_phase(
 
 /// Publishers for a transport: enough to keep the engine busy, or (paced) to keep up with the
 /// schedule while each waits for its own request.
-fn workers(transport: Transport, paced: bool) -> usize {
+fn workers(plan: &Plan, transport: Transport, paced: bool) -> usize {
     match (transport, paced) {
+        // At least once, each publish waits for the journal's commit (about a millisecond: one
+        // sync per `commit_every` serves every publish waiting), so deliveries/s are publishes
+        // in flight over that wait: it takes a few hundred in flight to saturate the engine,
+        // as the AMQP consumer has (one per unacknowledged message, `--amqp-prefetch`). At
+        // most once, two publishers saturate it.
+        (Transport::InProcess, false) if !plan.at_most_once => 256,
+        (Transport::InProcess, true) if !plan.at_most_once => 64,
         (Transport::InProcess, false) => 2,
         (Transport::InProcess, true) => 8,
         (Transport::Http, false) => 32,
@@ -756,9 +805,9 @@ async fn engine(
         log_successes,
     };
     let rig = rig(plan, setup).await?;
-    let paced_workers = workers(transport, true);
+    let paced_workers = workers(plan, transport, true);
     let source = Arc::new(source(&rig, transport, paced_workers).await?);
-    let busy = workers(transport, false);
+    let busy = workers(plan, transport, false);
     run_phase(
         &source,
         &rig.arrivals,
@@ -786,6 +835,11 @@ async fn engine(
         "attempts_written": stats.attempts_written,
         "deliveries_succeeded": stats.deliveries_succeeded,
         "tries_failed": stats.tries_failed,
+        "journal": rig.journal.as_ref().map(|j| {
+            let s = j.stats();
+            json!({"commits": s.commits, "records": s.records, "bytes": s.bytes,
+                   "write_seconds": s.write_seconds})
+        }),
     }))
 }
 
@@ -801,7 +855,7 @@ async fn fault(plan: &Plan, pace: Option<f64>) -> Result<Value, BoxError> {
     let rig = rig(plan, setup).await?;
     let source = Arc::new(source(&rig, Transport::InProcess, 8).await?);
     let healthy = (FANOUT - 1) as f64 / FANOUT as f64;
-    let busy = workers(Transport::InProcess, false);
+    let busy = workers(plan, Transport::InProcess, false);
     let measure = |duration, pace, workers| Phase {
         arriving: healthy,
         ..phase(plan, duration, pace, workers)
@@ -826,7 +880,7 @@ async fn fault(plan: &Plan, pace: Option<f64>) -> Result<Value, BoxError> {
             let p = measure(
                 plan.paced,
                 Some(events),
-                workers(Transport::InProcess, true),
+                workers(plan, Transport::InProcess, true),
             );
             Some(
                 run_phase(&source, &rig.arrivals, &rig.engine, p)
@@ -846,15 +900,6 @@ async fn fault(plan: &Plan, pace: Option<f64>) -> Result<Value, BoxError> {
     }))
 }
 
-/// Answers every lookup with one hook: payloads without a table.
-struct Only(Arc<Hook>);
-
-impl HookFinder for Only {
-    fn find(&self, _: &str, _: &AccountId) -> Vec<Arc<Hook>> {
-        vec![self.0.clone()]
-    }
-}
-
 /// The request the engine sends for one CHANNEL_CREATE to a channel_create hook at `addr`.
 fn sample_request(addr: std::net::SocketAddr) -> Result<HttpRequest, BoxError> {
     let account = fixture::account_id(2);
@@ -871,8 +916,9 @@ fn sample_request(addr: std::net::SocketAddr) -> Result<HttpRequest, BoxError> {
         .handle_event(&event, &Only(Arc::new(hook)))?
         .pop()
         .ok_or("no dispatch")?;
-    let delivery = Delivery::from_dispatch(dispatch, Some("0123456789abcdef"), "0a1b2c3d4e".into())
-        .ok_or("filtered out")?;
+    let delivery =
+        Delivery::from_dispatch(dispatch, Some("0123456789abcdef"), "0a1b2c3d4e".into(), 1)
+            .ok_or("filtered out")?;
     Ok(delivery.request)
 }
 
@@ -1001,6 +1047,7 @@ async fn attempts(plan: &Plan, tmpfs: bool) -> Result<Value, BoxError> {
     let delivery = Delivery {
         hook: Arc::new(Hook::from_doc(&doc, |_| true)?),
         event_id: "0a1b2c3d4e".into(),
+        webhook_id: webhooks_core::delivery::webhook_id(1, &fixture::hook_id(0)),
         request,
         tries: 1,
     };

@@ -12,7 +12,7 @@ use clap::Parser;
 use webhooks_api::ApiConfig;
 use webhooks_core::config::UriBlacklist;
 use webhooks_engine::EngineConfig;
-use webhooks_server::{CouchConfig, Server, ServerConfig};
+use webhooks_server::{CouchConfig, DeliveryMode, Server, ServerConfig};
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -94,6 +94,13 @@ struct Args {
     #[arg(long, env = "WEBHOOKS_DESTINATION_BACKLOG", default_value_t = EngineConfig::default().destination_backlog)]
     destination_backlog: usize,
 
+    /// `at-least-once` (the default): an event is acknowledged (202, AMQP ack) only once its
+    /// deliveries are in the journal in --data-dir/journal; after a crash or restart they go
+    /// on there, with the same `webhook-id`. `at-most-once`: KAZOO's behaviour, deliveries in
+    /// memory only (a crash loses those in flight and the retries waiting).
+    #[arg(long, env = "WEBHOOKS_DELIVERY", value_enum, default_value_t = Delivery::AtLeastOnce)]
+    delivery: Delivery,
+
     /// Wait before retrying a failed delivery, in milliseconds (KAZOO: 2000).
     #[arg(long, env = "WEBHOOKS_RETRY_DELAY_MS", default_value_t = 2000)]
     retry_delay_ms: u64,
@@ -125,6 +132,17 @@ struct Args {
     #[arg(long, env = "WEBHOOKS_AMQP_PREFETCH", default_value_t = webhooks_amqp::DEFAULT_PREFETCH)]
     amqp_prefetch: u16,
 
+    /// How long a consumed message stays unacknowledged while its deliveries settle (sent,
+    /// or their retry in the journal), in milliseconds: if this node dies meanwhile, the
+    /// broker gives the message to another node. Past it the message is acknowledged and the
+    /// journal alone keeps what is left. 0 acknowledges once the deliveries are journaled.
+    #[arg(
+        long,
+        env = "WEBHOOKS_AMQP_HOLD_UNTIL_SETTLED_MS",
+        default_value_t = 2000
+    )]
+    amqp_hold_until_settled_ms: u64,
+
     /// Exchange that malformed messages are dead-lettered to (declared by the operator).
     #[arg(long, env = "WEBHOOKS_AMQP_DEAD_LETTER_EXCHANGE")]
     amqp_dead_letter_exchange: Option<String>,
@@ -150,6 +168,13 @@ fn blacklist(args: &Args) -> Result<UriBlacklist, String> {
     Ok(UriBlacklist { hosts, cidrs })
 }
 
+/// `--delivery`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Delivery {
+    AtLeastOnce,
+    AtMostOnce,
+}
+
 impl Args {
     fn server_config(self) -> Result<ServerConfig, String> {
         let uri_blacklist = blacklist(&self)?;
@@ -157,6 +182,7 @@ impl Args {
             let mut cfg = webhooks_amqp::AmqpConfig::new(url.clone());
             cfg.shared_queue = self.amqp_queue.clone();
             cfg.prefetch = self.amqp_prefetch;
+            cfg.hold_until_settled = Duration::from_millis(self.amqp_hold_until_settled_ms);
             cfg.dead_letter_exchange = self.amqp_dead_letter_exchange.clone();
             cfg
         });
@@ -185,6 +211,10 @@ impl Args {
             },
             amqp,
             drain_deadline: Duration::from_secs(self.drain_deadline_secs),
+            delivery: match self.delivery {
+                Delivery::AtLeastOnce => DeliveryMode::AtLeastOnce,
+                Delivery::AtMostOnce => DeliveryMode::AtMostOnce,
+            },
             ..ServerConfig::new(self.data_dir)
         })
     }

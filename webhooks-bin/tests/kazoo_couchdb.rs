@@ -487,12 +487,13 @@ fn event_of(module: &str, account: &str, call: &str) -> Value {
     e
 }
 
-/// A daemon on `server` (its data directory is unused: everything is in CouchDB).
+/// A daemon on `server`, with a data directory of its own (only its delivery journal is
+/// there: everything else is in CouchDB).
 fn daemon(server: &PouchServer, extra: &[&str]) -> Daemon {
     let url = server.url();
     let mut args = vec!["--couchdb-url", url.as_str()];
     args.extend_from_slice(extra);
-    Daemon::start_in(std::env::temp_dir().as_path(), &args)
+    Daemon::start_with(&args)
 }
 
 /// One node of a cluster: a daemon on `server` and `vhost`, named `webhooksd@<name>`.
@@ -683,4 +684,81 @@ async fn couchdb_stopped_and_started_mid_stream_loses_no_attempt() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(couch.rows(&modb(CUSTOMER), view).await.len(), 300);
+}
+
+/// Issue 13: a node dies mid-stream (SIGKILL) and the other node delivers its work. The
+/// broker holds each event until its deliveries have settled, so what the dead node had not
+/// finished goes back to the queue and to the other node; it is never restarted here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_stream_leaves_its_work_to_the_other() {
+    let server = PouchServer::in_memory().await;
+    let couch = Couch::new(&server.url());
+    let vhost = webhooks_testkit::rabbitmq::Vhost::create("node-death").await;
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    // A receiver that takes 0.2 s a request: deliveries queue up in the nodes.
+    rx.answer("/calls", Answer::Slow(Duration::from_millis(200)));
+    seed_kazoo(
+        &couch,
+        &[kazoo_hook(
+            "0000000000000000000000000000cccc",
+            CUSTOMER,
+            &rx.url("/calls"),
+            1,
+        )],
+        json!({}),
+    )
+    .await;
+    let a = node(&server, &vhost, "a");
+    let _b = node(&server, &vhost, "b");
+    let kazoo = Kazoo::connect(&vhost).await;
+    let publishing = tokio::spawn(async move {
+        let mut confirmed = Vec::new();
+        for i in 0..2000 {
+            let call = format!("call-{i}");
+            kazoo
+                .publish(&event_of("channel_create", CUSTOMER, &call))
+                .await;
+            confirmed.push(call);
+        }
+        confirmed
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = rx.received_at("/calls").len();
+    a.kill();
+    let confirmed = publishing.await.unwrap();
+    assert!(before < 2000, "killed mid-stream: {before} delivered");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let ids_by_call = loop {
+        let mut ids: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for r in rx.received_at("/calls") {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            let call = body["call_id"].as_str().unwrap().to_owned();
+            let id = r.headers["webhook-id"].to_str().unwrap().to_owned();
+            ids.entry(call).or_default().insert(id);
+        }
+        if confirmed.iter().all(|c| ids.contains_key(c)) {
+            break ids;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} confirmed calls never arrived",
+            confirmed.iter().filter(|c| !ids.contains_key(*c)).count(),
+            confirmed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for call in &confirmed {
+        assert_eq!(
+            ids_by_call[call].len(),
+            1,
+            "{call}: one webhook-id however often it came"
+        );
+    }
+    eprintln!(
+        "{} confirmed, {before} delivered before node A died, {} arrivals in all",
+        confirmed.len(),
+        rx.received_at("/calls").len()
+    );
 }

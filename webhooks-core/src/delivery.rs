@@ -65,6 +65,10 @@ pub struct Delivery {
     pub hook: Arc<Hook>,
     /// 10 hex characters, the same for every try of this delivery (KAZOO's `event_id`).
     pub event_id: String,
+    /// The Standard Webhooks `webhook-id` (`msg_` and 32 hex digits), sent with every try and
+    /// kept in its attempt documents: the same across retries and restarts, so a receiver can
+    /// deduplicate. Derived from the event's content and the hook ([`webhook_id`]).
+    pub webhook_id: String,
     pub request: HttpRequest,
     /// Tries made so far.
     pub tries: u8,
@@ -72,28 +76,67 @@ pub struct Delivery {
 
 impl Delivery {
     /// Builds the delivery of a dispatch, or `None` when the hook's modifiers filter it out.
+    /// Builds the delivery of a dispatch, or `None` when the hook's modifiers filter it out.
+    /// `event_key` identifies the event ([`event_key`]).
     pub fn from_dispatch(
         d: Dispatch,
         cluster_id: Option<&str>,
         event_id: String,
+        event_key: u128,
     ) -> Option<Delivery> {
         if !modifiers_pass(d.hook.modifiers.as_ref(), &d.payload) {
             return None;
         }
         let payload = final_payload(&d.hook, d.payload, cluster_id);
-        let request = build_request(&d.hook, &payload);
+        let webhook_id = webhook_id(event_key, &d.hook.id);
+        let mut request = build_request(&d.hook, &payload);
+        request
+            .headers
+            .push(("webhook-id".into(), webhook_id.clone()));
         Some(Delivery {
             hook: d.hook,
             event_id,
+            webhook_id,
             request,
             tries: 0,
         })
     }
 
-    /// Tries left after the ones made (KAZOO's `retries` counts total tries).
+    /// Tries left after the ones made (KAZOO's `retries` counts total tries; the exponential
+    /// schedule has its own count).
     pub fn tries_left(&self) -> u8 {
-        self.hook.retries.saturating_sub(self.tries)
+        self.hook.max_tries().saturating_sub(self.tries)
     }
+}
+
+/// An event's identity: the xxh3-128 hash of its JSON. A message the broker delivers again
+/// (its ack was lost in a crash) has the same content, so its deliveries get the same
+/// `webhook-id`s and a receiver sees them as the repeats they are.
+pub fn event_key(event: &crate::Event) -> u128 {
+    let mut hasher = twox_hash::XxHash3_128::new();
+    // Writing JSON into a hasher cannot fail.
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), &event.0);
+    hasher.finish_128()
+}
+
+struct HashWriter<'a>(&'a mut twox_hash::XxHash3_128);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `webhook-id` of an event's delivery to a hook: `msg_` and 32 hex digits.
+pub fn webhook_id(event_key: u128, hook_id: &str) -> String {
+    let mut hasher = twox_hash::XxHash3_128::new();
+    hasher.write(&event_key.to_le_bytes());
+    hasher.write(hook_id.as_bytes());
+    format!("msg_{:032x}", hasher.finish_128())
 }
 
 /// The request KAZOO would send (§7.1): GET with the payload as query string; POST/PUT with a
@@ -148,6 +191,25 @@ impl Outcome {
         matches!(self, Outcome::Response { status, .. } if (200..300).contains(status))
     }
 
+    /// A response header's value (names compare without case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        match self {
+            Outcome::Response { headers, .. } => headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str()),
+            Outcome::Transport { .. } => None,
+        }
+    }
+
+    /// The response status, if there was a response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Response { status, .. } => Some(*status),
+            Outcome::Transport { .. } => None,
+        }
+    }
+
     /// Worth another try: transport errors (timeouts included), 429 and 5xx. Other 4xx and 3xx
     /// will not change by asking again.
     pub fn is_retryable(&self) -> bool {
@@ -189,6 +251,7 @@ pub fn attempt_doc(d: &Delivery, outcome: &Outcome, tries_left_before: u8, now_u
         m.insert("custom_data".into(), Value::Object(cd.clone()));
     }
     m.insert("event_id".into(), json!(d.event_id));
+    m.insert("webhook_id".into(), json!(d.webhook_id));
     m.insert("uri".into(), json!(d.hook.uri));
     m.insert("method".into(), json!(d.request.method.as_str()));
     m.insert("req_headers".into(), lower_headers(&d.request.headers));
@@ -263,6 +326,7 @@ mod tests {
                     .clone(),
             ),
             modifiers: None,
+            retry_schedule: Default::default(),
         }
     }
 
@@ -342,6 +406,7 @@ mod tests {
         let d = Delivery {
             hook: h.clone(),
             event_id: "0123456789".into(),
+            webhook_id: webhook_id(7, &h.id),
             request: build_request(&h, &payload()),
             tries: 1,
         };

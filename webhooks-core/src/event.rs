@@ -24,6 +24,10 @@ pub enum EventError {
     /// again later, or to another node).
     #[error("the engine is shutting down")]
     Stopped,
+    /// The event's deliveries could not be made durable (the journal's disk failed): it is
+    /// not acknowledged (send it again later, or to another node).
+    #[error("deliveries could not be stored: {0}")]
+    NotDurable(String),
 }
 
 impl Event {

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::doc::{Doc, Revision};
 use crate::ids::AccountId;
+use crate::retry::RetrySchedule;
 
 /// The HTTP method a hook fires with. KAZOO accepts lower case only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +104,8 @@ pub struct Hook {
     pub custom_data: Option<Map<String, Value>>,
     /// The undocumented payload filter (spec §6.2): present only when a non-empty object.
     pub modifiers: Option<Map<String, Value>>,
+    /// `retry_schedule`: KAZOO's (the default) or exponential (ours; KAZOO ignores the field).
+    pub retry_schedule: RetrySchedule,
 }
 
 impl Hook {
@@ -143,6 +146,7 @@ impl Hook {
                 .and_then(Value::as_object)
                 .filter(|m| !m.is_empty())
                 .cloned(),
+            retry_schedule: RetrySchedule::parse(doc.str("retry_schedule")),
         })
     }
 
@@ -156,6 +160,11 @@ impl Hook {
     /// Attempt documents record this (`hook_event: "CHANNEL_CREATE"`).
     pub fn internal_event(&self) -> String {
         internal_event(&self.event)
+    }
+
+    /// Tries in all, by the hook's schedule.
+    pub fn max_tries(&self) -> u8 {
+        self.retry_schedule.max_tries(self.retries)
     }
 }
 

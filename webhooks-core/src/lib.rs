@@ -28,8 +28,10 @@ pub mod ids;
 pub mod legacy;
 pub mod live;
 pub mod module;
+pub mod pending;
 pub mod reenable;
 pub mod registry;
+pub mod retry;
 pub mod store;
 pub mod table;
 mod tag;
@@ -45,7 +47,7 @@ pub use event::Event;
 pub use hook::{BodyFormat, Hook, HttpVerb};
 pub use ids::AccountId;
 pub use module::{
-    Binding, Dispatch, EventSink, HookFinder, ModuleMetadata, PublishReport, WebhookModule,
+    Binding, Dispatch, EventSink, HookFinder, ModuleMetadata, PublishReport, Settled, WebhookModule,
 };
 pub use registry::ModuleRegistry;
 pub use store::{Store, StoreError};

@@ -135,4 +135,18 @@ pub trait EventSink: Send + Sync {
     /// malformed event, or [`EventError::Stopped`]: the engine is shutting down and did not
     /// take it.
     async fn publish(&self, event: Event) -> Result<PublishReport, EventError>;
+
+    /// [`publish`](Self::publish), and a future that completes once every delivery of the
+    /// event is settled: finished (sent, or failed for good) or, if it is to be tried again,
+    /// its retry kept where this node's death cannot take it. A transport that can hold the
+    /// event meanwhile (the AMQP shared queue, unacknowledged) waits for it before letting
+    /// go, so a node that dies mid-delivery leaves the event to another node rather than to
+    /// its own restart. The default settles at once.
+    async fn publish_held(&self, event: Event) -> Result<(PublishReport, Settled), EventError> {
+        let report = self.publish(event).await?;
+        Ok((report, Box::pin(std::future::ready(()))))
+    }
 }
+
+/// Completes once an event's deliveries are settled (see [`EventSink::publish_held`]).
+pub type Settled = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

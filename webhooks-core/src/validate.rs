@@ -87,6 +87,12 @@ pub fn validate_webhook(
 
     check_enum(&mut errors, &doc, "http_verb", &["get", "post", "put"]);
     check_enum(&mut errors, &doc, "format", &["form-data", "json"]);
+    check_enum(
+        &mut errors,
+        &doc,
+        "retry_schedule",
+        &["kazoo", "exponential"],
+    );
 
     if let Some(v) = doc.get("retries") {
         match v.as_i64() {

@@ -1,7 +1,8 @@
 //! The disabler (spec §8): every `attempt_failure_expiry_ms / 4`, hooks with at least
 //! `attempt_failure_count` failed tries within `attempt_failure_expiry_ms` are switched off
 //! (`enabled: false`, `pvt_disabled_message`), dropped from the table, and a
-//! `webhook_disabled` notification is published.
+//! `webhook_disabled` notification is published. A hook whose receiver answered `410 Gone`
+//! is switched off the same way at once (the recorder hands it over), with that reason.
 //!
 //! Thresholds are looked up per account: the account's own `configs_webhooks`, else the
 //! nearest ancestor's, else the system value (KAZOO's account → reseller → system chain).
@@ -21,6 +22,7 @@ use webhooks_core::live::LiveHooks;
 use webhooks_core::transport::Notifier;
 use webhooks_core::{AccountId, Event, Store, StoreError};
 
+use crate::recorder::{GoneHook, GONE_MESSAGE};
 use crate::settings::Settings;
 use crate::stats::{inc, EngineStats};
 
@@ -49,11 +51,13 @@ pub(crate) struct Disabler {
     pub(crate) notices: Arc<Notices>,
     /// `Node` of the notices.
     pub(crate) node: String,
+    /// Hooks whose receiver answered 410 Gone, disabled as they come.
+    pub(crate) gone: tokio::sync::mpsc::UnboundedReceiver<GoneHook>,
 }
 
 impl Disabler {
     /// Ticks until `stop`: re-reads the settings, then disables what is due.
-    pub(crate) async fn run(self, stop: CancellationToken) {
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
         loop {
             if let Err(e) = self.settings.reload(self.store.as_ref()).await {
                 tracing::warn!(error = %e, "could not read webhooks settings");
@@ -65,9 +69,28 @@ impl Disabler {
                     tracing::warn!(error = %e, "disabler check failed");
                 }
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(tick) => {}
+            let sleep = tokio::time::sleep(tick);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = &mut sleep => break,
+                    Some(gone) = self.gone.recv() => self.disable_gone(gone).await,
+                }
+            }
+        }
+    }
+
+    /// Disables a hook whose receiver answered 410 Gone (the first such answer is enough).
+    async fn disable_gone(&self, gone: GoneHook) {
+        match self.disable(&gone.account, &gone.hook, GONE_MESSAGE).await {
+            Ok(true) => {
+                inc(&self.stats.hooks_gone);
+                tracing::warn!(account = %gone.account, hook = %gone.hook, "hook disabled: its receiver answered 410 Gone");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, hook = %gone.hook, "could not disable a hook whose receiver answered 410 Gone")
             }
         }
     }
@@ -89,7 +112,9 @@ impl Disabler {
         });
         let mut disabled = 0;
         for (account, hook, count) in due {
-            if self.disable(&account, &hook, count).await? {
+            if self.disable(&account, &hook, AUTO_DISABLED_MESSAGE).await? {
+                inc(&self.stats.hooks_disabled);
+                tracing::warn!(%account, hook, failures = count, "hook auto-disabled: too many failed attempts");
                 disabled += 1;
             }
         }
@@ -123,13 +148,14 @@ impl Disabler {
         })
     }
 
-    /// Switches one hook off. Returns false when there was nothing to disable (a callflow's
+    /// Switches one hook off, saying why in `pvt_disabled_message`, and publishes
+    /// `webhook_disabled`. Returns false when there was nothing to disable (a callflow's
     /// ad-hoc hook has no document; a hook already disabled or deleted).
     async fn disable(
         &self,
         account: &AccountId,
         hook_id: &str,
-        count: usize,
+        reason: &str,
     ) -> Result<bool, StoreError> {
         for _ in 0..3 {
             let Some(mut doc) = self.store.hook(hook_id).await? else {
@@ -148,14 +174,12 @@ impl Disabler {
                 return Ok(false);
             }
             doc.set("enabled", false);
-            doc.set("pvt_disabled_message", AUTO_DISABLED_MESSAGE);
+            doc.set("pvt_disabled_message", reason);
             doc.touch();
             match self.store.save_hook(doc).await {
                 Ok(saved) => {
                     // Out of the table, and its count starts over (the hook fires no more).
                     self.hooks.apply_doc(&saved);
-                    inc(&self.stats.hooks_disabled);
-                    tracing::warn!(%account, hook = hook_id, failures = count, "hook auto-disabled: too many failed attempts");
                     self.notify(account, hook_id);
                     return Ok(true);
                 }

@@ -21,12 +21,13 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use webhooks_core::config::WebhooksConfig;
 use webhooks_core::event::{Event, EventError};
 use webhooks_core::live::LiveHooks;
+use webhooks_core::pending::DeliveryJournal;
 use webhooks_core::reenable::reenable_tree;
 use webhooks_core::transport::{
     ConfigListener, DocAction, DocChange, FailedTry, FailureShare, Notifier,
 };
 use webhooks_core::{
-    Account, AccountId, Doc, EventSink, ModuleRegistry, PublishReport, Store, StoreError,
+    Account, AccountId, Doc, EventSink, ModuleRegistry, PublishReport, Settled, Store, StoreError,
 };
 
 use crate::attempts::{AttemptsPending, WriterConfig};
@@ -94,12 +95,26 @@ struct Running {
 
 impl Engine {
     /// Loads the hook table from the store and starts the engine's tasks (router, attempt
-    /// writer, disabler, change-feed follower, attempt pruning). Must run inside a tokio
-    /// runtime.
+    /// writer, disabler, change-feed follower, attempt pruning), with no delivery journal:
+    /// accepted deliveries live in memory only, as in KAZOO (at most once: a crash loses
+    /// what was in flight). Must run inside a tokio runtime.
     pub async fn start(
         store: Arc<dyn Store>,
         registry: ModuleRegistry,
         config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        Engine::start_with_journal(store, registry, config, None).await
+    }
+
+    /// [`start`](Self::start), with deliveries kept in `journal` until they are finished
+    /// (at least once): `publish` returns only once its deliveries are durable there, and
+    /// what the journal held from before (a crash, a restart) is taken up again at its due
+    /// times. `webhooks_store::FileJournal` is the journal on the local disk.
+    pub async fn start_with_journal(
+        store: Arc<dyn Store>,
+        registry: ModuleRegistry,
+        config: EngineConfig,
+        journal: Option<Arc<dyn DeliveryJournal>>,
     ) -> Result<Engine, EngineError> {
         let settings = Settings::read(store.as_ref()).await?;
         let current = settings.current();
@@ -121,12 +136,16 @@ impl Engine {
             stats.clone(),
         );
         let peers = Arc::new(Peers::default());
+        let (gone_tx, gone_rx) = mpsc::unbounded_channel();
         let recorder = TryRecorder {
             hooks: hooks.clone(),
             attempts,
             settings: settings.clone(),
             stats: stats.clone(),
             peers: peers.clone(),
+            journal: journal.clone(),
+            retry_delay: config.retry_delay,
+            gone: gone_tx,
             stop: stop.clone(),
         };
         let (jobs_tx, jobs_rx) = mpsc::channel(config.intake_capacity);
@@ -134,7 +153,8 @@ impl Engine {
             hooks.clone(),
             stats.clone(),
             config.cluster_id.clone(),
-            jobs_tx,
+            jobs_tx.clone(),
+            journal.clone(),
             stop.clone(),
         );
         let shutdown = Shutdown {
@@ -156,9 +176,10 @@ impl Engine {
             stats: stats.clone(),
             notices: notices.clone(),
             node: config.node.clone(),
+            gone: gone_rx,
         };
         let retention = settings.clone();
-        let periodic = vec![
+        let mut periodic = vec![
             tokio::spawn(disabler.run(stop.clone())),
             tokio::spawn(crate::follow::follow(
                 store.clone(),
@@ -173,6 +194,18 @@ impl Engine {
                 stop.clone(),
             )),
         ];
+        if let Some(journal) = journal {
+            let recovered = journal.take_recovered();
+            if !recovered.is_empty() {
+                periodic.push(tokio::spawn(crate::resume::resume(
+                    recovered,
+                    hooks.clone(),
+                    jobs_tx,
+                    journal,
+                    stats.clone(),
+                )));
+            }
+        }
         Ok(Engine {
             intake,
             hooks,
@@ -325,6 +358,10 @@ async fn load_table(
 impl EventSink for Engine {
     async fn publish(&self, event: Event) -> Result<PublishReport, EventError> {
         Engine::publish(self, event).await
+    }
+
+    async fn publish_held(&self, event: Event) -> Result<(PublishReport, Settled), EventError> {
+        self.intake.publish_held(event).await
     }
 }
 

@@ -2,18 +2,27 @@
 //! event which hooks it concerns (in one snapshot of the hook table), builds one [`Delivery`]
 //! per hook and queues them for the router. The queue is bounded: when it is full, `publish`
 //! waits, and that wait is the engine's backpressure.
+//!
+//! With a delivery journal (at-least-once, the daemon's default), the deliveries are appended
+//! to it before they are queued, and `publish` returns only once the journal's group commit
+//! made them durable: an acknowledgement then covers deliveries a crash cannot take. The
+//! router starts sending while the commit runs, so durability adds no latency to the first
+//! try.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use webhooks_core::delivery::Delivery;
+use webhooks_core::delivery::{event_key, Delivery};
 use webhooks_core::event::{Event, EventError};
 use webhooks_core::live::LiveHooks;
+use webhooks_core::pending::{DeliveryJournal, JournalEntry, PendingDelivery};
 use webhooks_core::transport::Notifier;
-use webhooks_core::PublishReport;
+use webhooks_core::{PublishReport, Settled};
 
+use crate::held::{hold, HoldShare};
 use crate::stats::{inc, EngineStats};
 
 /// A delivery on its way, and whether its hook came from the hook table (a callflow's ad-hoc
@@ -21,6 +30,29 @@ use crate::stats::{inc, EngineStats};
 pub(crate) struct Job {
     pub(crate) delivery: Delivery,
     pub(crate) from_table: bool,
+    /// Its id in the delivery journal (`None` when the engine runs without one).
+    pub(crate) journal_id: Option<u64>,
+    /// Not to be sent before this (a retry, or a delivery resumed after a restart).
+    pub(crate) due: Option<Instant>,
+    /// Its part of the event's hold, when a transport holds the event until it settles.
+    pub(crate) hold: Option<HoldShare>,
+}
+
+impl Job {
+    /// The journal's record of this delivery, due at `due_unix_ms`.
+    pub(crate) fn pending(&self, id: u64, due_unix_ms: i64) -> PendingDelivery {
+        let d = &self.delivery;
+        PendingDelivery {
+            id,
+            webhook_id: d.webhook_id.clone(),
+            event_id: d.event_id.clone(),
+            hook_id: d.hook.id.clone(),
+            account_id: d.hook.account_id.clone(),
+            request: d.request.clone(),
+            tries: d.tries,
+            due_unix_ms,
+        }
+    }
 }
 
 /// The way in. Cheap to clone; every clone feeds the same router.
@@ -30,6 +62,8 @@ pub(crate) struct Intake {
     stats: Arc<EngineStats>,
     cluster_id: Option<Arc<str>>,
     jobs: mpsc::Sender<Job>,
+    /// Where deliveries are made durable before `publish` returns (at-least-once).
+    journal: Option<Arc<dyn DeliveryJournal>>,
     /// Cancelled when the engine starts shutting down: no more events are taken.
     stop: CancellationToken,
 }
@@ -40,6 +74,7 @@ impl Intake {
         stats: Arc<EngineStats>,
         cluster_id: Option<String>,
         jobs: mpsc::Sender<Job>,
+        journal: Option<Arc<dyn DeliveryJournal>>,
         stop: CancellationToken,
     ) -> Self {
         Intake {
@@ -47,6 +82,7 @@ impl Intake {
             stats,
             cluster_id: cluster_id.map(Arc::from),
             jobs,
+            journal,
             stop,
         }
     }
@@ -60,17 +96,31 @@ impl Intake {
     /// once every delivery it made is queued, so whoever acknowledges the event on the strength
     /// of it (a 202, an AMQP ack) acknowledges work the router will finish or record.
     pub(crate) async fn publish(&self, event: Event) -> Result<PublishReport, EventError> {
+        self.take(event, false).await.map(|(report, _)| report)
+    }
+
+    /// [`publish`](Self::publish), and the future that completes once the event's deliveries
+    /// are settled (see [`webhooks_core::EventSink::publish_held`]).
+    pub(crate) async fn publish_held(
+        &self,
+        event: Event,
+    ) -> Result<(PublishReport, Settled), EventError> {
+        self.take(event, true).await
+    }
+
+    async fn take(&self, event: Event, held: bool) -> Result<(PublishReport, Settled), EventError> {
         if self.stop.is_cancelled() {
             return Err(EventError::Stopped);
         }
         inc(&self.stats.events_received);
-        let jobs = match self.jobs_for(&event) {
+        let mut jobs = match self.jobs_for(&event) {
             Ok(Ok(jobs)) => jobs,
             Ok(Err(dropped)) => {
-                return Ok(PublishReport {
+                let report = PublishReport {
                     dispatched: 0,
                     dropped: Some(dropped),
-                })
+                };
+                return Ok((report, hold(0).1));
             }
             Err(e) => {
                 inc(&self.stats.events_rejected);
@@ -82,6 +132,23 @@ impl Intake {
         self.stats
             .deliveries_dispatched
             .fetch_add(n as u64, Ordering::Relaxed);
+        let (shares, settled) = hold(if held { n } else { 0 });
+        for (job, share) in jobs.iter_mut().zip(shares) {
+            job.hold = Some(share);
+        }
+        let durable = match &self.journal {
+            Some(journal) if n > 0 => {
+                let first = journal.new_ids(n);
+                let entries = (jobs.iter_mut().zip(first..))
+                    .map(|(job, id)| {
+                        job.journal_id = Some(id);
+                        JournalEntry::Accepted(job.pending(id, 0))
+                    })
+                    .collect();
+                Some(journal.append(entries))
+            }
+            _ => None,
+        };
         for job in jobs {
             if self.jobs.send(job).await.is_err() {
                 // The router closed its intake: the engine is shutting down.
@@ -89,10 +156,17 @@ impl Intake {
                 return Err(EventError::Stopped);
             }
         }
-        Ok(PublishReport {
+        if let Some(durable) = durable {
+            if let Err(e) = durable.await {
+                inc(&self.stats.events_not_durable);
+                return Err(EventError::NotDurable(e.to_string()));
+            }
+        }
+        let report = PublishReport {
             dispatched: n,
             dropped: None,
-        })
+        };
+        Ok((report, settled))
     }
 
     /// The event's deliveries; `Ok(Err(why))` when it is dropped on purpose (counted here).
@@ -101,6 +175,7 @@ impl Intake {
         let name = event.required_str("Event-Name")?;
         let snap = self.hooks.snapshot();
         let cluster_id = self.cluster_id.as_deref();
+        let key = event_key(event);
         let mut jobs = Vec::new();
         let (mut answered, mut no_account, mut first_err) = (false, false, None);
         for module in self.hooks.registry().responders(category, name) {
@@ -111,10 +186,15 @@ impl Intake {
                         let from_table = snap
                             .hooks_of(&d.hook.account_id)
                             .any(|h| Arc::ptr_eq(h, &d.hook));
-                        if let Some(delivery) = Delivery::from_dispatch(d, cluster_id, event_id()) {
+                        if let Some(delivery) =
+                            Delivery::from_dispatch(d, cluster_id, event_id(), key)
+                        {
                             jobs.push(Job {
                                 delivery,
                                 from_table,
+                                journal_id: None,
+                                due: None,
+                                hold: None,
                             });
                         }
                     }

@@ -10,10 +10,12 @@
 //! `intake.rs` (an event becomes deliveries), `router.rs` (how deliveries are scheduled so one
 //! slow destination cannot hold up the others), `sender.rs` (the HTTP client), `recorder.rs`
 //! (what happens after each try), `attempts.rs` (the attempt writer); then beside the path,
-//! `disabler.rs` and `follow.rs` (the change feed). Each file imports only those below it.
+//! `disabler.rs`, `follow.rs` (the change feed) and `resume.rs` (deliveries a journal kept
+//! across a restart). Each file imports only those below it.
 //!
 //! What an embedder needs: a [`webhooks_core::Store`], a [`webhooks_core::ModuleRegistry`] and
-//! [`Engine::start`]; give [`Engine::hooks`] to the API so edits take effect at once, and call
+//! [`Engine::start`], or [`Engine::start_with_journal`] for at-least-once delivery (a
+//! `webhooks_core::pending::DeliveryJournal` such as `webhooks_store::FileJournal`); give [`Engine::hooks`] to the API so edits take effect at once, and call
 //! [`Engine::shutdown`] to stop. The `webhooks-server` crate's `run` does all of it.
 
 mod attempt_backlog;
@@ -22,10 +24,12 @@ mod config;
 mod disabler;
 mod engine;
 mod follow;
+mod held;
 mod intake;
 mod migrate;
 mod peers;
 mod recorder;
+mod resume;
 mod router;
 pub mod sender;
 mod settings;

@@ -1,18 +1,36 @@
 //! What happens after each try (spec §7): a success ends the delivery; a failure is counted
 //! towards auto-disable, recorded as an attempt document and, when it deserves a retry and has
-//! tries left, handed back to the router.
+//! tries left, handed back to the router with its due time (the hook's schedule, or longer if
+//! the receiver asked with `Retry-After`). A `410 Gone` ends the delivery and has the hook
+//! disabled at once. With a delivery journal, each end is noted there (finished, or the next
+//! try's time), so a restart goes on from the same place.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use webhooks_core::delivery::{attempt_doc, Outcome};
 use webhooks_core::live::LiveHooks;
+use webhooks_core::pending::{DeliveryJournal, JournalEntry};
+use webhooks_core::retry::honour_retry_after;
+use webhooks_core::AccountId;
 
 use crate::attempts::AttemptQueue;
 use crate::intake::Job;
 use crate::peers::Peers;
 use crate::settings::Settings;
 use crate::stats::{inc, EngineStats};
+
+/// A hook whose receiver answered `410 Gone`: to be disabled now, with this reason.
+pub(crate) struct GoneHook {
+    pub(crate) account: AccountId,
+    pub(crate) hook: String,
+}
+
+/// The reason a hook disabled by a `410 Gone` shows (`pvt_disabled_message`).
+pub(crate) const GONE_MESSAGE: &str = "the receiver answered 410 Gone";
 
 /// Records tries. Cheap to clone: each send holds one.
 #[derive(Clone)]
@@ -23,12 +41,19 @@ pub(crate) struct TryRecorder {
     pub(crate) stats: Arc<EngineStats>,
     /// The other nodes, told about every failed try so they count it too.
     pub(crate) peers: Arc<Peers>,
-    /// Once cancelled (shutdown), a failed try is final: no retry is scheduled.
+    /// Where each delivery's end or next try is noted (at-least-once), if anywhere.
+    pub(crate) journal: Option<Arc<dyn DeliveryJournal>>,
+    /// KAZOO's fixed wait between tries (the default schedule).
+    pub(crate) retry_delay: Duration,
+    /// Hooks to disable at once (the disabler takes them).
+    pub(crate) gone: mpsc::UnboundedSender<GoneHook>,
+    /// Once cancelled (shutdown), no retry is scheduled here: with a journal the delivery
+    /// stays pending there and goes on after the restart; without one, the failure is final.
     pub(crate) stop: CancellationToken,
 }
 
 impl TryRecorder {
-    /// Records one try's outcome; returns the job when it should be tried again.
+    /// Records one try's outcome; returns the job, due again, when it should be tried again.
     pub(crate) async fn after_try(&self, mut job: Job, outcome: Outcome) -> Option<Job> {
         let d = &mut job.delivery;
         let tries_left_before = d.tries_left();
@@ -40,6 +65,7 @@ impl TryRecorder {
                 let doc = attempt_doc(d, &outcome, tries_left_before, now);
                 self.attempts.push(doc).await;
             }
+            self.note(&job, JournalNote::Finished);
             return None;
         }
         let failed_at = webhooks_core::time::now_unix_ms();
@@ -47,16 +73,79 @@ impl TryRecorder {
             .record_failure(&d.hook.account_id, &d.hook.id, failed_at);
         self.peers.failed(&d.hook.account_id, &d.hook.id, failed_at);
         inc(&self.stats.tries_failed);
-        tracing::debug!(hook = %d.hook.id, uri = %d.hook.uri, ?outcome, "delivery try failed");
+        tracing::debug!(hook = %d.hook.id, uri = %d.hook.uri, webhook_id = %d.webhook_id, ?outcome, "delivery try failed");
         let doc = attempt_doc(d, &outcome, tries_left_before, now);
         self.attempts.push(doc).await;
-        if outcome.is_retryable() && d.tries_left() > 0 && !self.stop.is_cancelled() {
-            inc(&self.stats.retries_scheduled);
-            Some(job)
-        } else {
-            inc(&self.stats.deliveries_failed);
-            None
+        if outcome.status() == Some(410) {
+            self.gone(&job);
+        } else if outcome.is_retryable() && d.tries_left() > 0 {
+            let delay = self.retry_delay(&job, &outcome);
+            if !self.stop.is_cancelled() {
+                inc(&self.stats.retries_scheduled);
+                job.due = Some(Instant::now() + delay);
+                self.note(&job, JournalNote::RetryIn(delay));
+                // Settled for whoever holds the event: the journal has the retry now.
+                job.hold = None;
+                return Some(job);
+            }
+            if self.journal.is_some() {
+                // Shutting down: the journal keeps it, due as scheduled, for the restart.
+                self.note(&job, JournalNote::RetryIn(delay));
+                return None;
+            }
         }
+        inc(&self.stats.deliveries_failed);
+        self.note(&job, JournalNote::Finished);
+        None
+    }
+
+    /// The wait before the next try: the hook's schedule, stretched to a receiver's
+    /// `Retry-After` (429, 503) within bounds.
+    fn retry_delay(&self, job: &Job, outcome: &Outcome) -> Duration {
+        let d = &job.delivery;
+        let scheduled =
+            d.hook
+                .retry_schedule
+                .delay(d.tries, self.retry_delay, rand::random::<f64>());
+        match outcome.status() {
+            Some(status) => honour_retry_after(status, outcome.header("retry-after"), scheduled),
+            None => scheduled,
+        }
+    }
+
+    /// The receiver says the hook's endpoint is gone for good: no more tries, and the hook is
+    /// switched off now rather than after enough failures.
+    fn gone(&self, job: &Job) {
+        let hook = &job.delivery.hook;
+        tracing::warn!(account = %hook.account_id, hook = %hook.id, uri = %hook.uri, "receiver answered 410 Gone; disabling the hook");
+        let _ = self.gone.send(GoneHook {
+            account: hook.account_id.clone(),
+            hook: hook.id.clone(),
+        });
+    }
+
+    /// Notes the delivery's end or next try in the journal, without waiting for the commit:
+    /// if a crash comes first, the delivery is tried again after the restart (at least once).
+    fn note(&self, job: &Job, note: JournalNote) {
+        let (Some(journal), Some(id)) = (&self.journal, job.journal_id) else {
+            return;
+        };
+        let entry = match note {
+            JournalNote::Finished => JournalEntry::Finished { id },
+            JournalNote::RetryIn(delay) => JournalEntry::Retry {
+                id,
+                tries: job.delivery.tries,
+                due_unix_ms: webhooks_core::time::now_unix_ms() + delay.as_millis() as i64,
+            },
+        };
+        drop(journal.append(vec![entry]));
+    }
+
+    /// The job's hook was disabled, deleted or edited while it waited: it is not sent, and
+    /// the journal forgets it.
+    pub(crate) fn cancelled(&self, job: &Job) {
+        inc(&self.stats.deliveries_cancelled);
+        self.note(job, JournalNote::Finished);
     }
 
     /// Is the job's hook still in the table, unchanged? A retry of a hook that was disabled,
@@ -68,4 +157,9 @@ impl TryRecorder {
             .hooks_of(&hook.account_id)
             .any(|h| Arc::ptr_eq(h, hook) || **h == **hook)
     }
+}
+
+enum JournalNote {
+    Finished,
+    RetryIn(Duration),
 }

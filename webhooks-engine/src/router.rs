@@ -10,12 +10,15 @@
 //! has stalled (in flight, nothing finished for `stall_after`) instead fails its overflow at
 //! once, so a dead destination cannot pause intake for everyone.
 //!
-//! A retry is data, not a sleeping task: the delivery goes into a heap keyed by its due time,
-//! and the router's loop wakes for the earliest one. Nothing holds a slot while it waits.
+//! A retry is data, not a sleeping task: the delivery goes into a heap keyed by its due time
+//! (the recorder sets it: the hook's schedule, a receiver's `Retry-After`), and the router's
+//! loop wakes for the earliest one. Nothing holds a slot while it waits. Deliveries resumed
+//! from the journal after a restart come in the same way, with their due times.
 //!
 //! Shutting down (the engine's `stop` token): the router closes its intake and takes what was
 //! already handed to it, so every event `publish` accepted is still sent; it stops scheduling
-//! retries (their earlier try is recorded) and returns once nothing is queued or in flight.
+//! retries (their earlier try is recorded; a journal keeps them for the next start) and
+//! returns once nothing is queued or in flight.
 //! If the deadline comes first (the `abort` token), the sends in flight are cut and everything
 //! still queued fails, each recorded as a failed attempt, so nothing accepted goes unrecorded.
 
@@ -34,7 +37,6 @@ use crate::config::EngineConfig;
 use crate::intake::Job;
 use crate::recorder::TryRecorder;
 use crate::sender::HttpSender;
-use crate::stats::inc;
 
 /// What the client error of a delivery the shutdown ended says.
 const CUT_BY_SHUTDOWN: &str = "engine shut down before delivery";
@@ -259,7 +261,7 @@ impl Router {
             in_flight = self.in_flight,
             taken_from_intake = taken,
             retries_dropped = retries,
-            "engine stopping: finishing accepted deliveries (waiting retries are dropped; their last try is recorded)"
+            "engine stopping: finishing accepted deliveries (waiting retries leave memory: the journal keeps them for the next start, if there is one; their last try is recorded)"
         );
     }
 
@@ -293,7 +295,23 @@ impl Router {
         }
     }
 
+    /// Files a job in the retry heap, keyed by its due time.
+    fn wait_until_due(&mut self, job: Job) {
+        let due = job.due.unwrap_or_else(Instant::now);
+        self.seq += 1;
+        self.retries.push(Reverse((due, self.seq)));
+        self.retry_jobs.insert(self.seq, job);
+    }
+
     fn enqueue(&mut self, job: Job) {
+        if job.due.is_some_and(|due| due > Instant::now()) {
+            // A delivery resumed from the journal, due later. While stopping it is left to
+            // the journal, which keeps it for the next start.
+            if !self.stopping {
+                self.wait_until_due(job);
+            }
+            return;
+        }
         if self.aborted {
             let key = lane_key(&job.delivery.request.url);
             let outcome = Outcome::Transport {
@@ -376,7 +394,7 @@ impl Router {
             self.queued -= 1;
             if job.from_table && !self.sends.recorder.hook_is_live(&job) {
                 // Disabled, deleted or edited while it waited: not sent.
-                inc(&self.sends.recorder.stats.deliveries_cancelled);
+                self.sends.recorder.cancelled(&job);
                 continue;
             }
             lane.in_flight += 1;
@@ -439,10 +457,7 @@ impl Router {
             }
         }
         if let Some(job) = done.retry.filter(|_| !self.stopping) {
-            let due = Instant::now() + self.config.retry_delay;
-            self.seq += 1;
-            self.retries.push(Reverse((due, self.seq)));
-            self.retry_jobs.insert(self.seq, job);
+            self.wait_until_due(job);
         }
         self.pump(&done.lane);
         while self.in_flight < self.config.max_in_flight {
@@ -467,7 +482,7 @@ impl Router {
                 continue;
             };
             if job.from_table && !self.sends.recorder.hook_is_live(&job) {
-                inc(&self.sends.recorder.stats.deliveries_cancelled);
+                self.sends.recorder.cancelled(&job);
                 continue;
             }
             self.enqueue(job);

@@ -57,11 +57,17 @@ counters! {
     /// Attempt documents the store refused (logged).
     attempts_lost,
     /// Deliveries a shutdown ended before they were sent or answered (each has a failed
-    /// attempt recorded).
+    /// attempt recorded; with a journal they are sent again after the restart).
     deliveries_cut_by_shutdown,
     /// Retries that were waiting for their time when the engine shut down (their earlier
-    /// try is recorded).
+    /// try is recorded; with a journal they go on after the restart).
     retries_dropped_by_shutdown,
+    /// Events not acknowledged because the journal could not make their deliveries durable.
+    events_not_durable,
+    /// Deliveries the journal held at start and the engine took up again.
+    deliveries_resumed,
+    /// Hooks disabled at once because their receiver answered 410 Gone.
+    hooks_gone,
 }
 
 pub(crate) fn inc(c: &AtomicU64) {

@@ -14,7 +14,8 @@ use webhooks_store::CouchConfig;
 pub struct ServerConfig {
     /// Where the API listens.
     pub listen: SocketAddr,
-    /// The embedded store's directory (created if missing); unused with `couchdb`.
+    /// The embedded store's directory (created if missing; with `couchdb`, only the delivery
+    /// journal is kept here).
     pub data_dir: PathBuf,
     /// KAZOO's CouchDB: when set, accounts, hooks, attempts, settings and signing keys are
     /// read and written there, in KAZOO's own layout, instead of the embedded store.
@@ -31,8 +32,24 @@ pub struct ServerConfig {
     pub amqp: Option<AmqpConfig>,
     /// How long a shutdown may take, from the signal: the API's open requests, then the
     /// engine's accepted deliveries. What is left at the deadline is cut and recorded as
-    /// failed attempts.
+    /// failed attempts (and, at least once, kept in the journal for the next start).
     pub drain_deadline: Duration,
+    /// At least once (the default: deliveries are kept in a journal in `data_dir/journal`
+    /// before an event is acknowledged), or at most once (KAZOO's: in memory only).
+    pub delivery: DeliveryMode,
+}
+
+/// What an acknowledged event is promised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// An event is acknowledged once its deliveries are in the journal on disk; after a crash
+    /// or a restart they go on from there. A receiver may see a delivery twice (the same
+    /// `webhook-id`), never lose one.
+    #[default]
+    AtLeastOnce,
+    /// KAZOO's behaviour and cost: deliveries live in memory only; a crash loses those in
+    /// flight and the retries waiting.
+    AtMostOnce,
 }
 
 impl ServerConfig {
@@ -48,6 +65,7 @@ impl ServerConfig {
             engine: EngineConfig::default(),
             amqp: None,
             drain_deadline: Duration::from_secs(10),
+            delivery: DeliveryMode::default(),
         }
     }
 }

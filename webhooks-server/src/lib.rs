@@ -8,7 +8,9 @@
 //!    not acknowledged to another node;
 //! 2. the API stops taking connections and finishes the requests it has;
 //! 3. the engine takes no more events, delivers what it accepted and writes every attempt;
-//!    what is not done by the deadline is cut and recorded as a failed attempt.
+//!    what is not done by the deadline is cut and recorded as a failed attempt;
+//! 4. the delivery journal (at least once, the default) writes its last entries: what was
+//!    cut, and the retries still waiting, go on at the next start.
 //!
 //! [`Server::start`] and [`Server::run_until`] are the same in two steps, for a caller that
 //! wants the listening address (or the generated master key) before serving. [`signals`]
@@ -27,11 +29,12 @@ use tokio_util::sync::CancellationToken;
 use webhooks_amqp::{AmqpError, AmqpHandle, AmqpTransport};
 use webhooks_api::{ApiState, Bootstrap};
 use webhooks_core::config::WebhooksConfig;
+use webhooks_core::pending::{DeliveryJournal, JournalError};
 use webhooks_core::{Store, StoreError};
 use webhooks_engine::{Engine, EngineError};
-use webhooks_store::{CouchStore, EmbeddedStore};
+use webhooks_store::{CouchStore, EmbeddedStore, FileJournal, JournalConfig};
 
-pub use config::{host_node_name, ServerConfig};
+pub use config::{host_node_name, DeliveryMode, ServerConfig};
 pub use webhooks_store::CouchConfig;
 
 /// Why the server could not start or serve.
@@ -46,6 +49,8 @@ pub enum ServerError {
     Couch { url: String, source: StoreError },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Journal(#[from] JournalError),
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
     #[error("AMQP: {0}")]
@@ -88,8 +93,25 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     boot: Bootstrap,
     engine: Engine,
+    journal: Option<Arc<FileJournal>>,
     amqp: Option<AmqpHandle>,
     api: ApiState,
+}
+
+/// The delivery journal in `data_dir/journal`, unless deliveries are at most once.
+fn open_journal(config: &ServerConfig) -> Result<Option<Arc<FileJournal>>, ServerError> {
+    if config.delivery == DeliveryMode::AtMostOnce {
+        return Ok(None);
+    }
+    let journal = FileJournal::open(&config.data_dir.join("journal"), JournalConfig::default())?;
+    let found = journal.open_report();
+    tracing::info!(
+        pending = found.pending,
+        segments = found.segments_read,
+        torn = found.torn_segments,
+        "delivery journal opened"
+    );
+    Ok(Some(Arc::new(journal)))
 }
 
 impl Server {
@@ -104,7 +126,14 @@ impl Server {
         let registry = webhooks_modules::kazoo_registry(&settings.object_types);
         config.engine.cluster_id = Some(boot.cluster_id.clone());
         config.engine.node = config.node.clone();
-        let engine = Engine::start(store.clone(), registry.clone(), config.engine.clone()).await?;
+        let journal = open_journal(&config)?;
+        let engine = Engine::start_with_journal(
+            store.clone(),
+            registry.clone(),
+            config.engine.clone(),
+            journal.clone().map(|j| j as Arc<dyn DeliveryJournal>),
+        )
+        .await?;
         let amqp = match config.amqp.clone() {
             Some(mut amqp_config) => {
                 amqp_config.node = config.node.clone();
@@ -136,6 +165,7 @@ impl Server {
             listener,
             boot,
             engine,
+            journal,
             amqp,
             api,
         })
@@ -166,6 +196,7 @@ impl Server {
             config,
             listener,
             engine,
+            journal,
             amqp,
             api,
             ..
@@ -200,6 +231,9 @@ impl Server {
         engine
             .shutdown(until.saturating_duration_since(Instant::now()))
             .await;
+        if let Some(journal) = journal {
+            journal.close();
+        }
         tracing::info!("webhooks server stopped");
         Ok(())
     }

@@ -18,6 +18,10 @@
 //! attempts), so the engine can share a cluster with KAZOO. Its tests run against a real
 //! CouchDB-compatible server (PouchDB Server, started by `webhooks-testkit`).
 //!
+//! [`FileJournal`] is not a document store: it is the engine's delivery journal (core's
+//! `DeliveryJournal`), an append-only log on the local disk that keeps every accepted delivery
+//! until it is finished, so nothing acknowledged is lost in a crash. Beside either store.
+//!
 //! [`contract`] is the traits' behaviour as a test suite: every adapter runs it with one line,
 //! [`store_contract_tests!`], so they all keep the same rules.
 //!
@@ -30,6 +34,8 @@
 pub mod contract;
 pub mod couch;
 pub mod embedded;
+pub mod journal;
 
 pub use couch::{CouchConfig, CouchStore};
 pub use embedded::EmbeddedStore;
+pub use journal::{FileJournal, JournalConfig, JournalStats};

@@ -30,6 +30,15 @@ pub struct Received {
     pub query: Option<String>,
     pub headers: hyper::HeaderMap,
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
+}
+
+impl Received {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// How the receiver answers a path.
@@ -42,6 +51,8 @@ pub enum Answer {
     Hang,
     /// Answer 200, after this long (a slow receiver).
     Slow(Duration),
+    /// Add `Retry-After: <seconds>` to this path's 429 and 503 answers (with `Sequence`).
+    RetryAfter(u64),
 }
 
 #[derive(Clone)]
@@ -51,6 +62,7 @@ pub struct Receiver {
     answers: Arc<Mutex<HashMap<String, VecDeque<u16>>>>,
     hang: Arc<Mutex<Vec<String>>>,
     slow: Arc<Mutex<Vec<(String, Duration)>>>,
+    retry_after: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Receiver {
@@ -68,6 +80,7 @@ impl Receiver {
             answers: Default::default(),
             hang: Default::default(),
             slow: Default::default(),
+            retry_after: Default::default(),
         };
         let rc = r.clone();
         tokio::spawn(async move {
@@ -103,6 +116,9 @@ impl Receiver {
             }
             Answer::Hang => self.hang.lock().unwrap().push(path.into()),
             Answer::Slow(wait) => self.slow.lock().unwrap().push((path.into(), wait)),
+            Answer::RetryAfter(secs) => {
+                self.retry_after.lock().unwrap().insert(path.into(), secs);
+            }
         }
     }
 
@@ -127,6 +143,7 @@ impl Receiver {
             query: parts.uri.query().map(str::to_owned),
             headers: parts.headers.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
+            at: std::time::Instant::now(),
         });
         if self
             .hang
@@ -155,8 +172,13 @@ impl Receiver {
                 None => 200,
             }
         };
-        Ok(Response::builder()
-            .status(status)
+        let mut response = Response::builder().status(status);
+        if status == 429 || status == 503 {
+            if let Some(secs) = self.retry_after.lock().unwrap().get(&path) {
+                response = response.header("retry-after", secs.to_string());
+            }
+        }
+        Ok(response
             .body(Full::new(Bytes::from_static(b"receiver says hi")))
             .unwrap())
     }

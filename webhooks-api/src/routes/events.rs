@@ -46,6 +46,11 @@ pub async fn publish(
                 "shutting down",
                 json!({"message": "the engine is shutting down; send the event again later", "index": i}),
             ),
+            EventError::NotDurable(why) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "datastore_fault",
+                json!({"message": format!("the event's deliveries could not be stored ({why}); send it again later"), "index": i}),
+            ),
             e => reject(i, &e.to_string()),
         })?;
         results.push(match report.dropped {

@@ -22,9 +22,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon on a fresh data directory with a known master key.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Starts a daemon on a fresh data directory with extra flags.
+    pub fn start_with(extra: &[&str]) -> Daemon {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut d = Daemon::start_in(&dir, &[]);
+        let mut d = Daemon::start_in(&dir, extra);
         d._tmp = Some(tmp);
         d
     }
@@ -213,6 +218,23 @@ impl Client {
             body,
             headers,
         }
+    }
+
+    /// POSTs a JSON body; the status, or `None` when no answer came (the daemon died).
+    pub async fn try_post(&self, path: &str, body: &Value) -> Option<u16> {
+        let mut req = self.http.post(format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.header("X-Auth-Token", t);
+        }
+        let resp = req
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        resp.bytes().await.ok().map(|_| status)
     }
 
     pub async fn get(&self, path: &str) -> Resp {

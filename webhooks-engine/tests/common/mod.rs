@@ -34,6 +34,25 @@ pub struct Setup {
 /// An engine over a fresh in-memory store holding the sample accounts, `settings` as the
 /// `webhooks` system config, and `hooks`.
 pub async fn engine(hooks: Vec<Value>, settings: Value, config: EngineConfig) -> Setup {
+    let store = store_with(hooks, settings).await;
+    let registry = webhooks_modules::kazoo_registry(&[]);
+    let engine = Engine::start(
+        store.clone(),
+        registry,
+        EngineConfig {
+            retry_delay: Duration::from_millis(30),
+            cluster_id: Some("cluster-1".into()),
+            ..config
+        },
+    )
+    .await
+    .unwrap();
+    Setup { engine, store }
+}
+
+/// A fresh in-memory store holding the sample accounts, `settings` as the `webhooks` system
+/// config, and `hooks`.
+pub async fn store_with(hooks: Vec<Value>, settings: Value) -> Arc<EmbeddedStore> {
     let store = Arc::new(EmbeddedStore::open_in_memory().unwrap());
     for (id, tree) in [(ROOT, json!([])), (ACCOUNT, json!([ROOT]))] {
         let doc = json!({"_id": id, "pvt_type": "account", "name": id, "pvt_tree": tree});
@@ -49,19 +68,7 @@ pub async fn engine(hooks: Vec<Value>, settings: Value, config: EngineConfig) ->
     for h in hooks {
         store.save_hook(Doc::from_value(h).unwrap()).await.unwrap();
     }
-    let registry = webhooks_modules::kazoo_registry(&[]);
-    let engine = Engine::start(
-        store.clone(),
-        registry,
-        EngineConfig {
-            retry_delay: Duration::from_millis(30),
-            cluster_id: Some("cluster-1".into()),
-            ..config
-        },
-    )
-    .await
-    .unwrap();
-    Setup { engine, store }
+    store
 }
 
 pub fn event(v: &Value) -> webhooks_core::Event {

@@ -1,0 +1,159 @@
+//! Nothing acknowledged is lost (issue 13): `webhooksd` is killed with SIGKILL while events
+//! stream in, through `POST /v2/events` and through RabbitMQ; after a restart on the same
+//! data directory every event that was acknowledged (a 202, a broker confirm) reaches the
+//! receiver at least once, and exactly once after deduplication by `webhook-id`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Daemon, Kazoo};
+use serde_json::{json, Value};
+use webhooks_testkit::rabbitmq::Vhost;
+use webhooks_testkit::{Answer, Receiver};
+
+fn channel_create(account: &str, call: &str) -> Value {
+    let mut e = webhooks_modules::sample_events("channel_create")
+        .unwrap()
+        .remove(0);
+    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
+    e["Call-ID"] = json!(call);
+    e
+}
+
+/// What arrived at `path`: each call id with the `webhook-id`s it came with.
+fn arrivals(rx: &Receiver, path: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut by_call: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in rx.received_at(path) {
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        let call = body["call_id"].as_str().unwrap().to_owned();
+        let id = r.header("webhook-id").unwrap().to_owned();
+        by_call.entry(call).or_default().insert(id);
+    }
+    by_call
+}
+
+/// Waits until every call in `acked` arrived (bounded: 60 s), then checks each came with one
+/// `webhook-id`, however many times it came. Returns (acknowledged, arrivals, duplicates).
+async fn every_acked_arrives_once_by_id(rx: &Receiver, acked: &[String]) -> (usize, usize, usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = arrivals(rx, "/calls");
+        let missing: Vec<_> = acked.iter().filter(|c| !got.contains_key(*c)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} acknowledged events never arrived, e.g. {:?}",
+            missing.len(),
+            acked.len(),
+            &missing[..missing.len().min(3)]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = arrivals(rx, "/calls");
+    for call in acked {
+        assert_eq!(
+            got[call].len(),
+            1,
+            "{call} came with several ids: {:?}",
+            got[call]
+        );
+    }
+    let total = rx.received_at("/calls").len();
+    (acked.len(), total, total - got.len())
+}
+
+async fn hook_to(d: &Daemon, rx: &Receiver) -> String {
+    let (master, root) = d.master().await;
+    master
+        .create_hook(
+            &root,
+            json!({"name": "calls", "uri": rx.url("/calls"), "hook": "channel_create", "format": "json"}),
+        )
+        .await;
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_post_stream_loses_no_acknowledged_event() {
+    // A receiver that takes 0.2 s per request: deliveries pile up in the engine.
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    rx.answer("/calls", Answer::Slow(Duration::from_millis(200)));
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(tmp.path(), &[]);
+    let root = hook_to(&d, &rx).await;
+
+    // Eight clients post distinct calls (400 each at most) and keep the ones answered 202.
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (client, _) = d.master().await;
+        let (acked, root) = (acked.clone(), root.clone());
+        clients.push(tokio::spawn(async move {
+            for i in 0..400 {
+                let call = format!("post-{c}-{i}");
+                let event = channel_create(&root, &call);
+                match client.try_post("/v2/events", &event).await {
+                    Some(202) => acked.lock().unwrap().push(call),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = rx.received_at("/calls").len();
+    d.kill();
+    for c in clients {
+        let _ = c.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > before + 100,
+        "the kill must come with deliveries pending: {} acknowledged, {before} delivered",
+        acked.len()
+    );
+
+    let _d = Daemon::start_in(tmp.path(), &[]);
+    let (acknowledged, total, repeats) = every_acked_arrives_once_by_id(&rx, &acked).await;
+    eprintln!("{acknowledged} acknowledged, {before} delivered before the kill; {total} arrivals after the restart, {repeats} of them repeats");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_an_amqp_stream_loses_no_confirmed_event() {
+    let vhost = Vhost::create("durable").await;
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    rx.answer("/calls", Answer::Slow(Duration::from_millis(200)));
+    let tmp = tempfile::tempdir().unwrap();
+    let amqp = ["--amqp-url", &vhost.url()];
+    let d = Daemon::start_in(tmp.path(), &amqp);
+    let root = hook_to(&d, &rx).await;
+
+    // KAZOO publishes 3,000 calls, each confirmed by the broker; the daemon is killed 1.5 s
+    // into the stream and the publisher goes on (the broker keeps what nobody consumes).
+    let kazoo = Kazoo::connect(&vhost).await;
+    let publishing = tokio::spawn(async move {
+        let mut confirmed = Vec::new();
+        for i in 0..3000 {
+            let call = format!("amqp-{i}");
+            kazoo.publish(&channel_create(&root, &call)).await;
+            confirmed.push(call);
+        }
+        confirmed
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = rx.received_at("/calls").len();
+    d.kill();
+    let confirmed = publishing.await.unwrap();
+    assert!(
+        before < 1000,
+        "the kill must come mid-stream: {before} delivered"
+    );
+
+    let _d = Daemon::start_in(tmp.path(), &amqp);
+    let (acknowledged, total, repeats) = every_acked_arrives_once_by_id(&rx, &confirmed).await;
+    eprintln!("{acknowledged} confirmed, {before} delivered before the kill; {total} arrivals after the restart, {repeats} of them repeats");
+}
