@@ -919,7 +919,7 @@ fn sample_request(addr: std::net::SocketAddr) -> Result<HttpRequest, BoxError> {
     let delivery =
         Delivery::from_dispatch(dispatch, Some("0123456789abcdef"), "0a1b2c3d4e".into(), 1)
             .ok_or("filtered out")?;
-    Ok(delivery.request)
+    Ok(Arc::unwrap_or_clone(delivery.request))
 }
 
 /// The engine's HTTP client sending the engine's request to the counting receiver, no engine in
@@ -1048,7 +1048,7 @@ async fn attempts(plan: &Plan, tmpfs: bool) -> Result<Value, BoxError> {
         hook: Arc::new(Hook::from_doc(&doc, |_| true)?),
         event_id: "0a1b2c3d4e".into(),
         webhook_id: webhooks_core::delivery::webhook_id(1, &fixture::hook_id(0)),
-        request,
+        request: Arc::new(request),
         tries: 1,
     };
     let outcome = Outcome::Response {

@@ -157,3 +157,55 @@ async fn sigkill_during_an_amqp_stream_loses_no_confirmed_event() {
     let (acknowledged, total, repeats) = every_acked_arrives_once_by_id(&rx, &confirmed).await;
     eprintln!("{acknowledged} confirmed, {before} delivered before the kill; {total} arrivals after the restart, {repeats} of them repeats");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_scheduled_before_a_sigkill_is_sent_after_the_restart_at_its_due_time() {
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    rx.answer("/calls", Answer::Sequence(vec![500, 500, 200]));
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = ["--retry-delay-ms", "3000"];
+    let d = Daemon::start_in(tmp.path(), &flags);
+    let (master, root) = d.master().await;
+    let hook = master
+        .create_hook(
+            &root,
+            json!({"name": "calls", "uri": rx.url("/calls"), "hook": "channel_create", "format": "json", "retries": 3}),
+        )
+        .await;
+    let r = master
+        .send("POST", "/v2/events", Some(channel_create(&root, "retried")))
+        .await;
+    assert_eq!(r.status, 202);
+    rx.wait_for("/calls", 1).await;
+    // The retry's time is in the journal within a commit (about a millisecond); kill well
+    // before it is due.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    d.kill();
+
+    let d = Daemon::start_in(tmp.path(), &flags);
+    let got = rx.wait_for("/calls", 3).await;
+    let id = got[0].header("webhook-id").unwrap();
+    assert!(got.iter().all(|r| r.header("webhook-id") == Some(id)));
+    let waited = got[1].at.duration_since(got[0].at);
+    assert!(
+        waited >= Duration::from_millis(2900),
+        "the retry kept its due time across the kill: sent {waited:?} after the first try"
+    );
+    let (master, _) = d.master().await;
+    let attempts = master
+        .get(&format!("/v2/accounts/{root}/webhooks/{hook}/attempts"))
+        .await;
+    let tries: Vec<(Value, Value)> = attempts
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["result"] == "failure")
+        .map(|a| (a["try"].clone(), a["webhook_id"].clone()))
+        .collect();
+    assert_eq!(
+        tries,
+        vec![(json!(2), json!(id)), (json!(3), json!(id))],
+        "newest first: the try after the restart is the next one"
+    );
+}

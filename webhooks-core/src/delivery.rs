@@ -69,7 +69,8 @@ pub struct Delivery {
     /// kept in its attempt documents: the same across retries and restarts, so a receiver can
     /// deduplicate. Derived from the event's content and the hook ([`webhook_id`]).
     pub webhook_id: String,
-    pub request: HttpRequest,
+    /// Shared, not copied: the journal keeps the same request the sender sends.
+    pub request: Arc<HttpRequest>,
     /// Tries made so far.
     pub tries: u8,
 }
@@ -97,7 +98,7 @@ impl Delivery {
             hook: d.hook,
             event_id,
             webhook_id,
-            request,
+            request: Arc::new(request),
             tries: 0,
         })
     }
@@ -407,7 +408,7 @@ mod tests {
             hook: h.clone(),
             event_id: "0123456789".into(),
             webhook_id: webhook_id(7, &h.id),
-            request: build_request(&h, &payload()),
+            request: Arc::new(build_request(&h, &payload())),
             tries: 1,
         };
         let fail = Outcome::Response {

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::delivery::HttpRequest;
 use crate::ids::AccountId;
@@ -25,7 +26,7 @@ pub struct PendingDelivery {
     pub event_id: String,
     pub hook_id: String,
     pub account_id: AccountId,
-    pub request: HttpRequest,
+    pub request: Arc<HttpRequest>,
     /// Tries made so far.
     pub tries: u8,
     /// When the next try is due (unix milliseconds; 0: at once).
@@ -65,6 +66,12 @@ pub trait DeliveryJournal: Send + Sync {
     /// Appends entries in order. They are written with the next group commit whether or not
     /// the returned future is awaited; awaiting it waits for that commit.
     fn append(&self, entries: Vec<JournalEntry>) -> Durable;
+
+    /// Appends one entry nobody waits for (a delivery finished, a retry's time): written
+    /// with the next group commit.
+    fn note(&self, entry: JournalEntry) {
+        drop(self.append(vec![entry]));
+    }
 
     /// The deliveries that were pending when the journal was opened, each at its latest state
     /// (tries, due time), oldest first. Handed out once; later calls return nothing.

@@ -138,7 +138,7 @@ impl TryRecorder {
                 due_unix_ms: webhooks_core::time::now_unix_ms() + delay.as_millis() as i64,
             },
         };
-        drop(journal.append(vec![entry]));
+        journal.note(entry);
     }
 
     /// The job's hook was disabled, deleted or edited while it waited: it is not sent, and

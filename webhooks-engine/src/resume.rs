@@ -33,7 +33,7 @@ pub(crate) async fn resume(
     for p in recovered {
         let Some(hook) = hook_of(&hooks, &p) else {
             inc(&stats.deliveries_cancelled);
-            drop(journal.append(vec![JournalEntry::Finished { id: p.id }]));
+            journal.note(JournalEntry::Finished { id: p.id });
             continue;
         };
         let job = job_of(p, hook);

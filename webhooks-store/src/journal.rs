@@ -170,6 +170,11 @@ impl DeliveryJournal for FileJournal {
         })
     }
 
+    fn note(&self, entry: JournalEntry) {
+        // Closed: the engine is past its end; nothing more is written.
+        let _ = self.staging.append(std::slice::from_ref(&entry));
+    }
+
     fn take_recovered(&self) -> Vec<PendingDelivery> {
         std::mem::take(&mut *lock(&self.recovered))
     }

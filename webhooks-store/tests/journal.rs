@@ -16,12 +16,12 @@ fn pending(id: u64, body: &str) -> PendingDelivery {
         event_id: "0123456789".into(),
         hook_id: format!("hook{}", id % 3),
         account_id: AccountId::parse("0123456789abcdef0123456789abcdef").unwrap(),
-        request: HttpRequest {
+        request: std::sync::Arc::new(HttpRequest {
             method: HttpVerb::Post,
             url: "http://127.0.0.1:9/x".into(),
             headers: vec![("webhook-id".into(), format!("msg_{id:032x}"))],
             body: body.into(),
-        },
+        }),
         tries: 0,
         due_unix_ms: 0,
     }

@@ -175,12 +175,12 @@ impl<'a> Reader<'a> {
             event_id,
             hook_id,
             account_id,
-            request: HttpRequest {
+            request: std::sync::Arc::new(HttpRequest {
                 method,
                 url,
                 headers,
                 body,
-            },
+            }),
             tries,
             due_unix_ms,
         })
@@ -198,12 +198,12 @@ pub(crate) mod tests {
             event_id: "0123456789".into(),
             hook_id: "h1".into(),
             account_id: AccountId::parse("0123456789abcdef0123456789abcdef").unwrap(),
-            request: HttpRequest {
+            request: std::sync::Arc::new(HttpRequest {
                 method: HttpVerb::Post,
                 url: "http://127.0.0.1:9/x".into(),
                 headers: vec![("X-Hook-ID".into(), "h1".into())],
                 body: "a=1&b=é".into(),
-            },
+            }),
             tries: 1,
             due_unix_ms: 1_700_000_000_000,
         }

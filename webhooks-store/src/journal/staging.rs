@@ -1,7 +1,7 @@
 //! Where appenders leave their records for the writer: one buffer under a mutex, committed as
-//! a whole. An append encodes its records on the caller's thread, then only copies the bytes
-//! in under the lock, so a hundred thousand appends a second cost the writer nothing but one
-//! `write` and one `fdatasync` per commit.
+//! a whole. An append encodes its records into that buffer on the caller's thread, so a
+//! hundred thousand appends a second cost the writer nothing but one `write` and one
+//! `fdatasync` per commit.
 //!
 //! Commits are numbered (epochs). An append learns the epoch its bytes will be written in; the
 //! writer publishes each epoch's end on a watch channel, and an appender that wants to know
@@ -109,16 +109,16 @@ impl Staging {
 
     /// Stages the entries; returns the epoch they will be committed in, or `None` once closed.
     pub(super) fn append(&self, entries: &[JournalEntry]) -> Option<u64> {
-        let mut bytes = Vec::new();
-        for e in entries {
-            codec::encode(e, &mut bytes);
-        }
         let mut p = lock(&self.pending);
         if p.closed {
             return None;
         }
         let was_empty = p.batch.ops.is_empty();
-        p.batch.bytes.extend_from_slice(&bytes);
+        // Encoded straight into the batch: a copy and a CRC under the lock, no buffer of
+        // its own per append.
+        for e in entries {
+            codec::encode(e, &mut p.batch.bytes);
+        }
         p.batch.ops.extend(entries.iter().map(Op::of));
         let epoch = p.batch.epoch;
         drop(p);
