@@ -10,13 +10,13 @@ pub const DEFAULT_SHARED_QUEUE: &str = "webhooks_shared_listener";
 
 /// Unacknowledged messages one node holds at a time.
 ///
-/// A message stays unacknowledged only while it is parsed and handed to the engine, which
-/// takes microseconds unless the engine is full; 256 hides the broker round trip many times
-/// over at tens of thousands of events a second. A larger value would not go faster: when the
-/// engine pushes back, every extra message would only wait in this node's memory instead of
-/// in the broker, where another node could take it, and would be redelivered if this node
-/// died. It also bounds how many messages are being handled at once.
-pub const DEFAULT_PREFETCH: u16 = 256;
+/// A message stays unacknowledged until its deliveries settle (sent, or their retry in the
+/// journal; see [`AmqpConfig::hold_until_settled`]), a few milliseconds under load, so the
+/// prefetch is how many events a node works on at once: at 256 the RabbitMQ rows of the load
+/// harness ran at 9,459 deliveries/s (1 hook), at 1024 at 11,110 (BENCHMARKS.md, issue 13).
+/// Much more would not help: when the engine pushes back, every extra message only waits in
+/// this node's memory instead of in the broker, where another node could take it.
+pub const DEFAULT_PREFETCH: u16 = 1024;
 
 /// The RabbitMQ transport's settings.
 #[derive(Debug, Clone)]

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use webhooks_core::config::DEFAULT_OBJECT_TYPES;
 use webhooks_core::table::HookTable;
 
-use webhooks_core::{Account, AccountId, Doc, Event, Hook, HookFinder, ModuleRegistry};
+use webhooks_core::{
+    Account, AccountId, Doc, Event, Hook, HookFinder, ModuleRegistry, Store, StoreError,
+};
 
 /// KAZOO's modules with the default object types: what `webhooksd` registers.
 pub fn registry() -> ModuleRegistry {
@@ -212,6 +214,36 @@ impl Default for CallEvents {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Saves one reseller under `master` and `n` customers under it (ids `account_id(2)` on) in
+/// `store`; returns the customers' ids, in order.
+pub async fn save_customers(
+    store: &dyn Store,
+    master: &AccountId,
+    n: usize,
+) -> Result<Vec<AccountId>, StoreError> {
+    let reseller = Account {
+        id: account_id(1),
+        name: "reseller".into(),
+        realm: None,
+        tree: vec![master.clone()],
+        enabled: true,
+        superduper_admin: false,
+    };
+    store.save_account(account_doc(&reseller)).await?;
+    let mut customers = Vec::with_capacity(n);
+    for i in 0..n {
+        let customer = Account {
+            id: account_id(2 + i as u64),
+            name: format!("customer {i}"),
+            tree: vec![master.clone(), reseller.id.clone()],
+            ..reseller.clone()
+        };
+        store.save_account(account_doc(&customer)).await?;
+        customers.push(customer.id);
+    }
+    Ok(customers)
 }
 
 /// Answers every lookup with one hook: a module's payload for that hook, without a table.

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use webhooks_core::delivery::Delivery;
 use webhooks_core::pending::{DeliveryJournal, JournalEntry};
-use webhooks_core::store::{AccountStore, ConfigStore, HookStore};
-use webhooks_core::{Account, Doc, Hook, WebhookModule};
+use webhooks_core::store::{ConfigStore, HookStore};
+use webhooks_core::{Doc, Hook, WebhookModule};
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::{EmbeddedStore, FileJournal, JournalConfig};
 
@@ -40,28 +40,13 @@ pub async fn fill(accounts: usize, pending: usize, dir: &Path) -> Result<Value, 
         .save_system_config("webhooks", Doc(Default::default()))
         .await?;
     let boot = webhooks_api::bootstrap(&store, Some("recovery")).await?;
-    let reseller = Account {
-        id: fixture::account_id(1),
-        name: "reseller".into(),
-        realm: None,
-        tree: vec![boot.master_account_id.clone()],
-        enabled: true,
-        superduper_admin: false,
-    };
-    store.save_account(fixture::account_doc(&reseller)).await?;
+    let customers = fixture::save_customers(&store, &boot.master_account_id, accounts).await?;
     let mut hooks = Vec::with_capacity(accounts);
-    for i in 0..accounts {
-        let customer = Account {
-            id: fixture::account_id(2 + i as u64),
-            name: format!("customer {i}"),
-            tree: vec![boot.master_account_id.clone(), reseller.id.clone()],
-            ..reseller.clone()
-        };
-        store.save_account(fixture::account_doc(&customer)).await?;
+    for (i, customer) in customers.iter().enumerate() {
         let uri = format!("http://127.0.0.1:{port}/{i}/0");
         let doc = fixture::hook_doc(
             &fixture::hook_id(i as u64),
-            &customer.id,
+            customer,
             "channel_create",
             &uri,
             false,

@@ -22,7 +22,7 @@ use webhooks_api::{ApiConfig, ApiState, Bootstrap};
 use webhooks_core::delivery::{Delivery, HttpRequest, Outcome};
 use webhooks_core::pending::DeliveryJournal;
 use webhooks_core::store::AttemptStore;
-use webhooks_core::{Account, AccountId, Doc, Hook, HookFinder, HttpVerb, Store, WebhookModule};
+use webhooks_core::{AccountId, Doc, Hook, HookFinder, HttpVerb, Store, WebhookModule};
 use webhooks_engine::sender::{HttpSender, SenderConfig};
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::{CouchConfig, CouchStore, EmbeddedStore, FileJournal, JournalConfig};
@@ -347,24 +347,9 @@ async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
         )
         .await?;
     let boot = webhooks_api::bootstrap(store.as_ref(), Some(API_KEY)).await?;
-    let reseller = Account {
-        id: fixture::account_id(1),
-        name: "reseller".into(),
-        realm: None,
-        tree: vec![boot.master_account_id.clone()],
-        enabled: true,
-        superduper_admin: false,
-    };
-    store.save_account(fixture::account_doc(&reseller)).await?;
-    let mut accounts = Vec::with_capacity(plan.accounts);
-    for i in 0..plan.accounts {
-        let customer = Account {
-            id: fixture::account_id(2 + i as u64),
-            name: format!("customer {i}"),
-            tree: vec![boot.master_account_id.clone(), reseller.id.clone()],
-            ..reseller.clone()
-        };
-        store.save_account(fixture::account_doc(&customer)).await?;
+    let accounts =
+        fixture::save_customers(store.as_ref(), &boot.master_account_id, plan.accounts).await?;
+    for (i, customer) in accounts.iter().enumerate() {
         for j in 0..fanout {
             let to = match dead_addr {
                 Some(d) if j == 0 => d,
@@ -372,10 +357,9 @@ async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
             };
             let id = fixture::hook_id((i * fanout + j) as u64);
             let uri = format!("http://{to}/{i}/{j}");
-            let doc = fixture::hook_doc(&id, &customer.id, "channel_create", &uri, false);
+            let doc = fixture::hook_doc(&id, customer, "channel_create", &uri, false);
             store.save_hook(doc).await?;
         }
-        accounts.push(customer.id);
     }
     let registry = fixture::registry();
     let config = EngineConfig {

@@ -30,8 +30,10 @@ pub struct EngineConfig {
     pub retry_delay: Duration,
     /// `cluster_id` added to every payload (KAZOO's `cluster.cluster_id`).
     pub cluster_id: Option<String>,
-    /// Attempt documents waiting to be written; when full, senders wait. Keep it a few times
-    /// `attempt_batch`, so senders go on while a batch is being written.
+    /// Attempt documents waiting to be written; when full, senders wait. Twice
+    /// `attempt_batch` lets senders go on while a batch is being written; more only holds
+    /// documents in memory (a few KiB each: at 32,768 the 10-hook load row peaked at 383 MiB,
+    /// at 8,192 at 245 MiB, no slower; BENCHMARKS.md, issue 13).
     pub attempt_queue: usize,
     /// Attempt documents written per store transaction at most.
     pub attempt_batch: usize,
@@ -60,7 +62,7 @@ impl Default for EngineConfig {
             stall_after: Duration::from_secs(2),
             retry_delay: Duration::from_secs(2),
             cluster_id: None,
-            attempt_queue: 32_768,
+            attempt_queue: 8192,
             attempt_batch: 4096,
             attempt_linger: Duration::from_millis(20),
             attempt_backlog: 200_000,
