@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,24 +22,12 @@ fn channel_create(account: &str, call: &str) -> Value {
     e
 }
 
-/// What arrived at `path`: each call id with the `webhook-id`s it came with.
-fn arrivals(rx: &Receiver, path: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut by_call: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for r in rx.received_at(path) {
-        let body: Value = serde_json::from_str(&r.body).unwrap();
-        let call = body["call_id"].as_str().unwrap().to_owned();
-        let id = r.header("webhook-id").unwrap().to_owned();
-        by_call.entry(call).or_default().insert(id);
-    }
-    by_call
-}
-
 /// Waits until every call in `acked` arrived (bounded: 60 s), then checks each came with one
 /// `webhook-id`, however many times it came. Returns (acknowledged, arrivals, duplicates).
 async fn every_acked_arrives_once_by_id(rx: &Receiver, acked: &[String]) -> (usize, usize, usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let got = arrivals(rx, "/calls");
+        let got = common::ids_by_call(rx, "/calls");
         let missing: Vec<_> = acked.iter().filter(|c| !got.contains_key(*c)).collect();
         if missing.is_empty() {
             break;
@@ -54,7 +41,7 @@ async fn every_acked_arrives_once_by_id(rx: &Receiver, acked: &[String]) -> (usi
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let got = arrivals(rx, "/calls");
+    let got = common::ids_by_call(rx, "/calls");
     for call in acked {
         assert_eq!(
             got[call].len(),

@@ -730,14 +730,7 @@ async fn a_node_killed_mid_stream_leaves_its_work_to_the_other() {
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let ids_by_call = loop {
-        let mut ids: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-            Default::default();
-        for r in rx.received_at("/calls") {
-            let body: Value = serde_json::from_str(&r.body).unwrap();
-            let call = body["call_id"].as_str().unwrap().to_owned();
-            let id = r.headers["webhook-id"].to_str().unwrap().to_owned();
-            ids.entry(call).or_default().insert(id);
-        }
+        let ids = common::ids_by_call(&rx, "/calls");
         if confirmed.iter().all(|c| ids.contains_key(c)) {
             break ids;
         }

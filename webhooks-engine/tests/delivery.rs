@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Map, Value};
 use webhooks_core::encode::querystring;
-use webhooks_core::store::{AttemptQuery, AttemptStore, HookStore};
+use webhooks_core::store::HookStore;
 use webhooks_core::{AccountId, WebhookModule};
 use webhooks_engine::EngineConfig;
 
@@ -146,23 +146,6 @@ async fn custom_data_is_merged_and_modifiers_filter() {
     assert!(rx.received_at("/skip").is_empty());
 }
 
-async fn attempts(s: &Setup, hook: &str) -> Vec<webhooks_core::Doc> {
-    let now = webhooks_core::time::now_gregorian();
-    s.store
-        .attempts(AttemptQuery {
-            account: AccountId::parse(ACCOUNT).unwrap(),
-            hook: Some(hook.into()),
-            created_from: now - 3600,
-            created_to: now + 3600,
-            ascending: true,
-            limit: 1000,
-            start: None,
-        })
-        .await
-        .unwrap()
-        .attempts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_follow_the_outcome_and_the_retries_count() {
     let rx = Receiver::start().await;
@@ -233,7 +216,7 @@ async fn retries_follow_the_outcome_and_the_retries_count() {
     );
     assert_eq!(rx.received_at("/e204").len(), 1, "any 2xx is success");
 
-    let a = attempts(&s, "e500").await;
+    let a = attempts(&s.store, "e500").await;
     assert_eq!(a.len(), 3);
     let lefts: Vec<Value> = a
         .iter()
@@ -250,7 +233,7 @@ async fn retries_follow_the_outcome_and_the_retries_count() {
         .collect();
     assert_eq!(ids.len(), 1, "one event_id for every try of a delivery");
 
-    let r = attempts(&s, "refused").await;
+    let r = attempts(&s.store, "refused").await;
     assert_eq!(r.len(), 3, "transport errors are retried");
     assert_eq!(
         r[0].str("client_error"),
@@ -258,11 +241,11 @@ async fn retries_follow_the_outcome_and_the_retries_count() {
     );
     assert_eq!(r[0].str("reason"), Some("kazoo http client error"));
     assert_eq!(
-        attempts(&s, "flaky").await.len(),
+        attempts(&s.store, "flaky").await.len(),
         1,
         "successes are not logged by default"
     );
-    assert!(attempts(&s, "e204").await.is_empty());
+    assert!(attempts(&s.store, "e204").await.is_empty());
     let stats = s.engine.stats();
     assert_eq!(stats.deliveries_succeeded, 2);
     assert_eq!(stats.deliveries_failed, 5);
@@ -287,7 +270,7 @@ async fn successes_are_logged_when_asked() {
     let e = &webhooks_modules::sample_events("channel_create").unwrap()[0];
     s.engine.publish(event(e)).await.unwrap();
     settle(&s.engine).await;
-    let a = attempts(&s, "ok").await;
+    let a = attempts(&s.store, "ok").await;
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].str("result"), Some("success"));
     assert_eq!(a[0].str("resp_status_code"), Some("200"));

@@ -11,8 +11,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use webhooks_core::pending::DeliveryJournal;
-use webhooks_core::store::{AttemptQuery, AttemptStore, HookStore};
-use webhooks_core::{AccountId, Doc};
+use webhooks_core::store::HookStore;
 use webhooks_engine::{Engine, EngineConfig};
 use webhooks_store::{EmbeddedStore, FileJournal, JournalConfig};
 
@@ -40,23 +39,6 @@ async fn durable_engine(
 
 fn open(dir: &Path) -> Arc<FileJournal> {
     Arc::new(FileJournal::open(dir, JournalConfig::default()).unwrap())
-}
-
-async fn attempts(store: &EmbeddedStore, hook: &str) -> Vec<Doc> {
-    let now = webhooks_core::time::now_gregorian();
-    store
-        .attempts(AttemptQuery {
-            account: AccountId::parse(ACCOUNT).unwrap(),
-            hook: Some(hook.into()),
-            created_from: now - 3600,
-            created_to: now + 3600,
-            ascending: true,
-            limit: 100,
-            start: None,
-        })
-        .await
-        .unwrap()
-        .attempts
 }
 
 fn log_successes() -> Value {

@@ -278,6 +278,22 @@ impl Client {
 }
 
 /// A minimal valid hook.
+/// What arrived at `path` of `rx`: each payload's `call_id` with the `webhook-id`s it came
+/// with (a receiver that deduplicates by id sees each call once per id).
+pub fn ids_by_call(
+    rx: &webhooks_testkit::Receiver,
+    path: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut by_call = std::collections::BTreeMap::<_, std::collections::BTreeSet<_>>::new();
+    for r in rx.received_at(path) {
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        let call = body["call_id"].as_str().unwrap().to_owned();
+        let id = r.header("webhook-id").unwrap().to_owned();
+        by_call.entry(call).or_default().insert(id);
+    }
+    by_call
+}
+
 pub fn hook(name: &str) -> Value {
     json!({"name": name, "uri": "http://my.server.com/calls", "hook": "channel_create"})
 }

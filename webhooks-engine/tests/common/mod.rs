@@ -71,6 +71,25 @@ pub async fn store_with(hooks: Vec<Value>, settings: Value) -> Arc<EmbeddedStore
     store
 }
 
+/// The sample account's attempts of `hook` in the last and next hour, oldest first.
+pub async fn attempts(store: &EmbeddedStore, hook: &str) -> Vec<Doc> {
+    use webhooks_core::store::{AttemptQuery, AttemptStore};
+    let now = webhooks_core::time::now_gregorian();
+    store
+        .attempts(AttemptQuery {
+            account: webhooks_core::AccountId::parse(ACCOUNT).unwrap(),
+            hook: Some(hook.into()),
+            created_from: now - 3600,
+            created_to: now + 3600,
+            ascending: true,
+            limit: 1000,
+            start: None,
+        })
+        .await
+        .unwrap()
+        .attempts
+}
+
 pub fn event(v: &Value) -> webhooks_core::Event {
     webhooks_core::Event::from_value(v.clone()).unwrap()
 }
