@@ -196,3 +196,32 @@ async fn a_retry_scheduled_before_a_sigkill_is_sent_after_the_restart_at_its_due
         "newest first: the try after the restart is the next one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_once_keeps_no_journal_and_still_delivers() {
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(tmp.path(), &["--delivery", "at-most-once"]);
+    let root = hook_to(&d, &rx).await;
+    let (master, _) = d.master().await;
+    let r = master
+        .send(
+            "POST",
+            "/v2/events",
+            Some(channel_create(&root, "kazoo-way")),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let got = rx.wait_for("/calls", 1).await;
+    assert!(got[0]
+        .header("webhook-id")
+        .is_some_and(|id| id.starts_with("msg_")));
+    assert!(
+        !tmp.path().join("journal").exists(),
+        "at most once writes no delivery journal"
+    );
+    // The default keeps one.
+    drop(d);
+    let _d = Daemon::start_in(tmp.path(), &[]);
+    assert!(tmp.path().join("journal").join("LOCK").exists());
+}
