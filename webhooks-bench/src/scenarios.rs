@@ -540,6 +540,10 @@ async fn source(rig: &Rig, transport: Transport, posters: usize) -> Result<Sourc
             let vhost = Vhost::create("loadtest").await;
             let mut config = AmqpConfig::new(vhost.url());
             config.node = "webhooks-loadtest".into();
+            if rig.journal.is_none() {
+                // As the daemon at most once: acknowledged once taken, not held.
+                config.hold_until_settled = Duration::ZERO;
+            }
             let engine = Arc::new(rig.engine.clone());
             let transport = AmqpTransport::start(
                 config,

@@ -47,8 +47,9 @@ pub enum DeliveryMode {
     /// `webhook-id`), never lose one.
     #[default]
     AtLeastOnce,
-    /// KAZOO's behaviour and cost: deliveries live in memory only; a crash loses those in
-    /// flight and the retries waiting.
+    /// KAZOO's behaviour and cost: deliveries live in memory only, and AMQP messages are
+    /// acknowledged once taken, not held until delivered; a crash loses those in flight and
+    /// the retries waiting.
     AtMostOnce,
 }
 

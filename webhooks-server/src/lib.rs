@@ -137,6 +137,10 @@ impl Server {
         let amqp = match config.amqp.clone() {
             Some(mut amqp_config) => {
                 amqp_config.node = config.node.clone();
+                if config.delivery == DeliveryMode::AtMostOnce {
+                    // KAZOO's way: acknowledged once taken, not held until delivered.
+                    amqp_config.hold_until_settled = std::time::Duration::ZERO;
+                }
                 let listener = Arc::new(engine.clone());
                 let handle =
                     AmqpTransport::start(amqp_config, registry, listener.clone(), listener).await?;
