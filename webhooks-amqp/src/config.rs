@@ -13,7 +13,7 @@ pub const DEFAULT_SHARED_QUEUE: &str = "webhooks_shared_listener";
 /// A message stays unacknowledged until its deliveries settle (sent, or their retry in the
 /// journal; see [`AmqpConfig::hold_until_settled`]), a few milliseconds under load, so the
 /// prefetch is how many events a node works on at once: at 256 the RabbitMQ rows of the load
-/// harness ran at 9,459 deliveries/s (1 hook), at 1024 at 11,110 (BENCHMARKS.md, issue 13).
+/// harness ran at 9,459 deliveries/s (1 hook), at 1024 at 10,778 (BENCHMARKS.md, issue 13).
 /// Much more would not help: when the engine pushes back, every extra message only waits in
 /// this node's memory instead of in the broker, where another node could take it.
 pub const DEFAULT_PREFETCH: u16 = 1024;

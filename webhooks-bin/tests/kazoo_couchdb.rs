@@ -554,18 +554,11 @@ async fn two_daemons_on_one_couchdb_and_one_broker_behave_as_one() {
     }
     rx.wait_for("/calls", 1000).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let calls = rx.received_at("/calls");
-    let distinct: std::collections::BTreeSet<String> = calls
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(&r.body).unwrap()["call_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
     assert_eq!(
-        (calls.len(), distinct.len()),
+        (
+            rx.received_at("/calls").len(),
+            common::ids_by_call(&rx, "/calls").len()
+        ),
         (1000, 1000),
         "each call once"
     );

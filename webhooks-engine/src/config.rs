@@ -33,7 +33,7 @@ pub struct EngineConfig {
     /// Attempt documents waiting to be written; when full, senders wait. Twice
     /// `attempt_batch` lets senders go on while a batch is being written; more only holds
     /// documents in memory (a few KiB each: at 32,768 the 10-hook load row peaked at 383 MiB,
-    /// at 8,192 at 245 MiB, no slower; BENCHMARKS.md, issue 13).
+    /// at 8,192 at 240 MiB, no slower; BENCHMARKS.md, issue 13).
     pub attempt_queue: usize,
     /// Attempt documents written per store transaction at most.
     pub attempt_batch: usize,

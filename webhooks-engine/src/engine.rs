@@ -89,7 +89,8 @@ struct Tasks {
 struct Running {
     router: JoinHandle<()>,
     writer: JoinHandle<()>,
-    /// Follower, disabler, pruning: they end as soon as `stop` is cancelled.
+    /// Follower, disabler, pruning, and the resumption of journaled deliveries: they end as
+    /// soon as `stop` is cancelled (the last when the router closes its intake).
     periodic: Vec<JoinHandle<()>>,
 }
 
@@ -281,7 +282,8 @@ impl Engine {
     /// Stops the engine; call it after the event sources stopped. From now on `publish`
     /// answers [`EventError::Stopped`]. Every event accepted before is still delivered; what
     /// is not finished within `deadline` is cut, each recorded as a failed attempt. Retries
-    /// waiting for their time are dropped (their last try is recorded). Returns once every
+    /// waiting for their time leave memory (their last try is recorded); with a journal,
+    /// they and the cut deliveries stay there for the next start. Returns once every
     /// attempt document is written and every task has ended. A second call returns at once.
     pub async fn shutdown(&self, deadline: Duration) {
         let Some(running) = self

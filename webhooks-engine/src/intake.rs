@@ -175,7 +175,8 @@ impl Intake {
         let name = event.required_str("Event-Name")?;
         let snap = self.hooks.snapshot();
         let cluster_id = self.cluster_id.as_deref();
-        let key = event_key(event);
+        // Only an event that reaches a hook pays for hashing it (most reach none).
+        let mut key = None;
         let mut jobs = Vec::new();
         let (mut answered, mut no_account, mut first_err) = (false, false, None);
         for module in self.hooks.registry().responders(category, name) {
@@ -186,9 +187,12 @@ impl Intake {
                         let from_table = snap
                             .hooks_of(&d.hook.account_id)
                             .any(|h| Arc::ptr_eq(h, &d.hook));
-                        if let Some(delivery) =
-                            Delivery::from_dispatch(d, cluster_id, event_id(), key)
-                        {
+                        if let Some(delivery) = Delivery::from_dispatch(
+                            d,
+                            cluster_id,
+                            event_id(),
+                            *key.get_or_insert_with(|| event_key(event)),
+                        ) {
                             jobs.push(Job {
                                 delivery,
                                 from_table,

@@ -85,7 +85,6 @@ pub struct JournalStats {
 /// The file-backed journal. Dropping it writes what was appended and stops its thread.
 pub struct FileJournal {
     staging: Arc<Staging>,
-    next_id: AtomicU64,
     recovered: Mutex<Vec<PendingDelivery>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     report: OpenReport,
@@ -105,9 +104,8 @@ impl FileJournal {
             pending: found.pending.len(),
             torn_segments: found.torn_segments,
         };
-        let next_id = found.next_id;
+        let staging = Arc::new(Staging::new(found.next_id));
         let (writer, recovered) = writer::Writer::start(dir, config, found)?;
-        let staging = Arc::new(Staging::new());
         let shared = staging.clone();
         let thread = std::thread::Builder::new()
             .name("delivery-journal".into())
@@ -115,7 +113,6 @@ impl FileJournal {
             .map_err(|e| JournalError(format!("starting the writer thread: {e}")))?;
         Ok(FileJournal {
             staging,
-            next_id: AtomicU64::new(next_id),
             recovered: Mutex::new(recovered),
             thread: Mutex::new(Some(thread)),
             report,
@@ -156,7 +153,7 @@ impl Drop for FileJournal {
 
 impl DeliveryJournal for FileJournal {
     fn new_ids(&self, n: usize) -> u64 {
-        self.next_id.fetch_add(n as u64, Ordering::Relaxed)
+        self.staging.new_ids(n)
     }
 
     fn append(&self, entries: Vec<JournalEntry>) -> Durable {

@@ -8,7 +8,7 @@
 //! its records are durable waits until that epoch is done (and was not a failed one).
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -84,6 +84,9 @@ pub(super) struct Counters {
 
 pub(super) struct Staging {
     pub(super) counters: Counters,
+    /// The next journal id to hand out ([`super::FileJournal`]'s `new_ids`); segment headers
+    /// record it, so ids stay unique after the segments that named them are gone.
+    next_id: AtomicU64,
     pending: Mutex<Pending>,
     wake: Condvar,
     done: watch::Sender<u64>,
@@ -91,9 +94,10 @@ pub(super) struct Staging {
 }
 
 impl Staging {
-    pub(super) fn new() -> Staging {
+    pub(super) fn new(next_id: u64) -> Staging {
         Staging {
             counters: Counters::default(),
+            next_id: AtomicU64::new(next_id),
             pending: Mutex::new(Pending {
                 batch: Batch {
                     epoch: 1,
@@ -105,6 +109,16 @@ impl Staging {
             done: watch::Sender::new(0),
             failed: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// `n` fresh consecutive ids; the first.
+    pub(super) fn new_ids(&self, n: usize) -> u64 {
+        self.next_id.fetch_add(n as u64, Ordering::Relaxed)
+    }
+
+    /// Past every id handed out so far.
+    pub(super) fn next_unused_id(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
     }
 
     /// Stages the entries; returns the epoch they will be committed in, or `None` once closed.

@@ -54,8 +54,6 @@ pub(super) struct Writer {
     live: IdMap<Live>,
     /// Unfinished deliveries per segment, every segment on disk listed (the active one too).
     per_segment: BTreeMap<u64, usize>,
-    /// The next id when the active segment was made (its header).
-    next_id: u64,
     buf: Vec<u8>,
 }
 
@@ -96,7 +94,6 @@ impl Writer {
             active_len,
             live,
             per_segment,
-            next_id: found.next_id,
             buf: Vec::with_capacity(1 << 20),
         };
         writer.remove_finished_head();
@@ -127,7 +124,7 @@ impl Writer {
                 tracing::error!(error = %e, "delivery journal write failed");
             }
             staging.committed(batch.epoch, result.err());
-            self.after_commit();
+            self.after_commit(staging.next_unused_id());
             batch.bytes = std::mem::take(&mut self.buf);
             batch.bytes.clear();
             batch.ops.clear();
@@ -205,10 +202,10 @@ impl Writer {
 
     /// Deletes the oldest segments while nothing in them is pending; starts a new segment past
     /// the size limit.
-    fn after_commit(&mut self) {
+    fn after_commit(&mut self, next_id: u64) {
         self.remove_finished_head();
         if self.active_len >= self.config.segment_bytes {
-            if let Err(e) = self.rotate() {
+            if let Err(e) = self.rotate(next_id) {
                 tracing::error!(error = %e, "delivery journal could not start a new segment");
             }
         }
@@ -234,18 +231,15 @@ impl Writer {
         }
     }
 
-    /// Starts the next segment, then copies forward the unfinished deliveries of the oldest
-    /// segments beyond `kept_segments`, and deletes those.
-    fn rotate(&mut self) -> Result<(), JournalError> {
+    /// Starts the next segment (its header: `next_id`, no id handed out so far reaches it),
+    /// then copies forward the unfinished deliveries of the oldest segments beyond
+    /// `kept_segments`, and deletes those.
+    fn rotate(&mut self, next_id: u64) -> Result<(), JournalError> {
         let number = self.active_number + 1;
-        let next_id = self
-            .next_id
-            .max(self.live.keys().max().map_or(0, |m| m + 1));
         let (file, len) = create_segment(&self.dir, number, next_id)?;
         self.active = file;
         self.active_number = number;
         self.active_len = len;
-        self.next_id = next_id;
         self.per_segment.insert(number, 0);
         while self.per_segment.len() > self.config.kept_segments + 1 {
             let oldest = *self.per_segment.keys().next().expect("more than one");
