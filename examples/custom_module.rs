@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kazoo_webhooks::core::destination::DestinationPolicy;
 use kazoo_webhooks::core::event::EventError;
 use kazoo_webhooks::core::store::{AccountStore, HookStore};
 use kazoo_webhooks::core::{
@@ -103,7 +104,12 @@ async fn run() -> Result<Value, Box<dyn std::error::Error>> {
             .unwrap(),
         )
         .await?;
-    let engine = Engine::start(store, registry, EngineConfig::default()).await?;
+    // The receiver listens on loopback, which the SSRF guard refuses unless allowed.
+    let config = EngineConfig {
+        destinations: DestinationPolicy::loopback_allowed(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(store, registry, config).await?;
 
     let event = json!({"Event-Category": "billing", "Event-Name": "invoice_paid", "Account-ID": account,
                        "Invoice-ID": "inv-7", "Amount": 99.95});

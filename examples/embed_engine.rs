@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kazoo_webhooks::core::destination::DestinationPolicy;
 use kazoo_webhooks::core::store::{AccountStore, HookStore};
 use kazoo_webhooks::core::{Doc, Event};
 use kazoo_webhooks::store::EmbeddedStore;
@@ -41,7 +42,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // KAZOO's modules, a hook table and failure counters (share the last two with the API
     // if you mount it too), and the engine.
     let registry = kazoo_webhooks::modules::kazoo_registry(&[]);
-    let engine = Engine::start(store, registry, EngineConfig::default()).await?;
+    // The receiver listens on loopback, which the SSRF guard refuses unless allowed.
+    let config = EngineConfig {
+        destinations: DestinationPolicy::loopback_allowed(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(store, registry, config).await?;
 
     // Publish the event KAZOO would put on the `callevt` exchange.
     let event = kazoo_webhooks::modules::sample_events("channel_create")

@@ -112,6 +112,9 @@ impl SharedQueue {
     /// Handles one delivery and acknowledges or rejects it; false if that could not be sent.
     async fn handle(self: Arc<Self>, delivery: Delivery) -> bool {
         inc(&self.stats.consumed);
+        if delivery.redelivered {
+            inc(&self.stats.redelivered);
+        }
         let fingerprint = fingerprint(&delivery);
         if delivery.redelivered && self.handled.take_redelivered(fingerprint) {
             inc(&self.stats.duplicates_suppressed);
@@ -138,7 +141,10 @@ impl SharedQueue {
         };
         match outcome {
             Outcome::Done => self.ack(&delivery, Some(fingerprint)).await,
-            Outcome::Again => reject(&delivery, true).await,
+            Outcome::Again => {
+                inc(&self.stats.requeued);
+                reject(&delivery, true).await
+            }
             Outcome::Malformed(Malformed(why)) => {
                 inc(&self.stats.rejected_malformed);
                 tracing::warn!(

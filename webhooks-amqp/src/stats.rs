@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub(crate) struct AmqpStats {
     pub(crate) consumed: AtomicU64,
+    pub(crate) redelivered: AtomicU64,
+    pub(crate) requeued: AtomicU64,
     pub(crate) acked: AtomicU64,
     pub(crate) rejected_malformed: AtomicU64,
     pub(crate) duplicates_suppressed: AtomicU64,
@@ -32,6 +34,12 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
 pub struct AmqpStatsSnapshot {
     /// Messages received from the shared queue (redeliveries included).
     pub consumed: u64,
+    /// Of those, messages the broker marked `redelivered` (handed out before, to this node or
+    /// another, and not acknowledged).
+    pub redelivered: u64,
+    /// Messages rejected with requeue: the engine was stopping, or could not make their
+    /// deliveries durable; the broker hands them out again.
+    pub requeued: u64,
     /// Messages acknowledged after the engine took them (or after a re-enable was done).
     pub acked: u64,
     /// Messages rejected without requeue: not JSON, not an object, no `Event-Category` /
@@ -67,6 +75,8 @@ impl AmqpStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         AmqpStatsSnapshot {
             consumed: get(&self.consumed),
+            redelivered: get(&self.redelivered),
+            requeued: get(&self.requeued),
             acked: get(&self.acked),
             rejected_malformed: get(&self.rejected_malformed),
             duplicates_suppressed: get(&self.duplicates_suppressed),

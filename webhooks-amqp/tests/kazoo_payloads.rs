@@ -127,7 +127,10 @@ async fn samples_arrive_as_kazoo_payloads_filtered_by_modifiers() {
         let engine = Engine::start(
             store,
             webhooks_modules::kazoo_registry(&[]),
-            EngineConfig::default(),
+            EngineConfig {
+                destinations: webhooks_core::destination::DestinationPolicy::loopback_allowed(),
+                ..EngineConfig::default()
+            },
         )
         .await
         .unwrap();

@@ -22,6 +22,7 @@ async fn node(store: &Arc<webhooks_store::EmbeddedStore>, vhost: &Vhost, name: &
         webhooks_modules::kazoo_registry(&[]),
         EngineConfig {
             node: name.into(),
+            destinations: webhooks_core::destination::DestinationPolicy::loopback_allowed(),
             ..EngineConfig::default()
         },
     )

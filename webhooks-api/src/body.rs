@@ -24,7 +24,9 @@ impl FromRequest<ApiState> for RequestData {
     }
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// Reads a body up to `limit` bytes: every route that reads a body goes through here, so one
+/// limit (`ApiConfig::max_body_bytes`) holds everywhere and the 413 names it.
+pub(crate) async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         // to_bytes fails for an oversized body or a broken connection; the first is the
         // client's doing and deserves the 413.
@@ -32,10 +34,27 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Api
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::too_large(limit)
+        } else if timed_out(&e) {
+            ApiError::body_timeout()
         } else {
             ApiError::invalid_json(e.to_string())
         }
     })
+}
+
+/// Whether the body failed because it did not arrive in time (the server's body deadline
+/// ends it with an `io::ErrorKind::TimedOut`).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Parses a crossbar request body. An empty body is an empty `data`; a body that is not a JSON

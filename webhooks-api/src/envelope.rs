@@ -183,6 +183,15 @@ impl ApiError {
         )
     }
 
+    /// The request body did not arrive within the server's body deadline.
+    pub fn body_timeout() -> Self {
+        ApiError::system(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     pub fn conflict() -> Self {
         ApiError::system(
             StatusCode::CONFLICT,
@@ -254,6 +263,8 @@ pub type ApiResult = Result<Reply, ApiError>;
 pub struct EnvelopeInfo {
     pub node: String,
     pub version: String,
+    /// The body limit, named in a 413 axum raises on its own.
+    pub max_body_bytes: usize,
 }
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -280,7 +291,22 @@ pub async fn finish_envelope(info: EnvelopeInfo, req: Request, next: Next) -> Re
             // Axum's own answers: turn them into crossbar errors.
             StatusCode::NOT_FOUND => Envelope::Error(ApiError::not_found()),
             StatusCode::METHOD_NOT_ALLOWED => Envelope::Error(ApiError::method_not_allowed()),
-            StatusCode::PAYLOAD_TOO_LARGE => Envelope::Error(ApiError::too_large(0)),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Envelope::Error(ApiError::too_large(info.max_body_bytes))
+            }
+            // Any other rejection of axum's (a path segment that is not UTF-8 after decoding,
+            // a query string that does not decode) is plain text: keep its status and words.
+            status if status.is_client_error() => {
+                let text = axum::body::to_bytes(std::mem::take(resp.body_mut()), 4096)
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                Envelope::Error(ApiError::new(
+                    status,
+                    status.canonical_reason().unwrap_or("bad request"),
+                    json!({"message": text}),
+                ))
+            }
             _ => return resp,
         },
     };

@@ -48,9 +48,20 @@ pub struct ApiConfig {
     pub tokens: TokenMode,
     /// Create-time refusal list for hook uris.
     pub uri_blacklist: UriBlacklist,
+    /// The SSRF guard's policy, checked on a hook's uri when it is saved (the engine checks
+    /// it again on every delivery).
+    pub destinations: webhooks_core::destination::DestinationPolicy,
     /// Widest `created_from`..`created_to` range for attempt listings (crossbar's
     /// `maximum_range`, 31 days + 1 hour).
     pub max_range_secs: i64,
+    /// Largest `custom_data` of a hook, serialized as JSON, in bytes: it is merged into every
+    /// payload the hook sends.
+    pub max_custom_data_bytes: usize,
+    /// Webhooks an account may have (soft-deleted ones do not count).
+    pub max_hooks_per_account: usize,
+    /// Largest `page_size` a listing accepts, and the most items a `paginate=false` listing
+    /// returns (more is a 400 asking for pages).
+    pub max_page_size: usize,
     /// Reported as `node` in every envelope.
     pub node: String,
 }
@@ -63,7 +74,11 @@ impl Default for ApiConfig {
             token_ttl_secs: 3600,
             tokens: TokenMode::Local,
             uri_blacklist: UriBlacklist::default(),
+            destinations: Default::default(),
             max_range_secs: 2_682_000,
+            max_custom_data_bytes: 16 * 1024,
+            max_hooks_per_account: 1000,
+            max_page_size: 1000,
             node: webhooks_core::config::node_name("localhost"),
         }
     }
@@ -76,6 +91,14 @@ struct Inner {
     config: ApiConfig,
     hooks: Arc<LiveHooks>,
     events: Option<Arc<dyn EventSink>>,
+    requests: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Told about every request the API answered: the route template it matched
+/// (`/v2/accounts/{account_id}/webhooks`, never the raw path; `unmatched` when none did), the
+/// method, the final status and the time taken. `webhooks-metrics` counts them.
+pub trait RequestObserver: Send + Sync + 'static {
+    fn observe(&self, route: &str, method: &str, status: u16, took: std::time::Duration);
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -104,6 +127,7 @@ impl ApiState {
             config,
             hooks,
             events: None,
+            requests: None,
         }))
     }
 
@@ -116,6 +140,11 @@ impl ApiState {
     /// Where `POST /v2/events` sends events (the engine).
     pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
         self.with(|i| i.events = Some(events))
+    }
+
+    /// Where every answered request is reported (`webhooks-metrics`).
+    pub fn with_request_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.with(|i| i.requests = Some(observer))
     }
 
     /// The hooks that fire; every write the API makes is applied here.
@@ -151,7 +180,10 @@ pub fn router(state: ApiState) -> Router {
     let info = envelope::EnvelopeInfo {
         node: state.config().node.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        max_body_bytes: state.config().max_body_bytes,
     };
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.config().max_body_bytes);
+    let observer = state.0.requests.clone();
     let routes = Router::new()
         .route("/v2/api_auth", put(routes::api_auth::create))
         .route("/v2/events", axum::routing::post(routes::events::publish))
@@ -160,12 +192,87 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/health", get(routes::health))
         .fallback(routes::not_found)
         .with_state(state)
+        // Any body extractor axum offers reads up to the same limit as `body.rs` does.
+        .layer(body_limit)
         .layer(axum::middleware::from_fn(move |req, next| {
             envelope::finish_envelope(info.clone(), req, next)
         }))
         .layer(axum::middleware::from_fn(cors::cors));
+    // Layers of a `Router` run once it has routed, so both see the matched route.
+    let routes = match observer {
+        Some(observer) => routes.layer(axum::middleware::from_fn(move |req, next| {
+            observe_request(observer.clone(), req, next)
+        })),
+        None => routes,
+    };
+    let routes = routes.layer(axum::middleware::from_fn(request_id));
     // Routing happens before a Router's own layers run, so the slash is trimmed by a service
     // in front of the routes; wrapping it as a fallback keeps the result a plain `Router`.
     Router::new()
         .fallback_service(tower_http::normalize_path::NormalizePath::trim_trailing_slash(routes))
+}
+
+/// The route template a request matched, or `unmatched`.
+fn route_of(req: &axum::extract::Request) -> String {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned()
+}
+
+/// Reports the answered request to the observer.
+async fn observe_request(
+    observer: Arc<dyn RequestObserver>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (route, method) = (route_of(&req), req.method().clone());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    observer.observe(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Gives every request an id, the client's `X-Request-ID` or a new one, which the envelope
+/// reports and the response echoes, and runs the request in a span that carries it: every log
+/// line written while serving it names the request.
+async fn request_id(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use envelope::X_REQUEST_ID;
+    use tracing::Instrument;
+    let given = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let value = axum::http::HeaderValue::from_str(&id).ok();
+    if let Some(v) = &value {
+        req.headers_mut().insert(X_REQUEST_ID.clone(), v.clone());
+    }
+    // A span's level decides whether it exists at all, not which lines show: at ERROR it is
+    // there whenever any line is logged, so even `RUST_LOG=warn` lines name the request.
+    let span = tracing::error_span!(
+        "api_request",
+        request_id = %id,
+        method = %req.method(),
+        route = %route_of(&req),
+    );
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request answered"));
+    if let Some(v) = value {
+        response
+            .headers_mut()
+            .entry(X_REQUEST_ID.clone())
+            .or_insert(v);
+    }
+    response
 }

@@ -26,6 +26,10 @@ pub enum TokenMode {
     Kazoo,
 }
 
+/// The longest token lifetime: 100 years. Longer ones are cut to it, so `now + ttl` always
+/// fits the `exp` claim.
+pub const MAX_TOKEN_TTL_SECS: u64 = 100 * 365 * 86_400;
+
 /// Issues and checks tokens in the configured mode.
 pub struct Tokens {
     mode: TokenMode,
@@ -35,10 +39,12 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// `ttl_secs` is capped at [`MAX_TOKEN_TTL_SECS`]: a larger one would overflow `exp`
+    /// (it wrapped negative once, and every token was born expired).
     pub fn new(mode: TokenMode, secret: &[u8], ttl_secs: u64) -> Self {
         Tokens {
             mode,
-            ttl_secs: ttl_secs as i64,
+            ttl_secs: ttl_secs.min(MAX_TOKEN_TTL_SECS) as i64,
             local: LocalKeys::new(secret),
             kazoo: KazooKeys::new(),
         }
@@ -157,6 +163,11 @@ mod tests {
         assert!(keys.verify(&store, "garbage").await.unwrap().is_none());
         // No leeway: a token is dead from its `exp` second on.
         let expired = Tokens::new(TokenMode::Local, b"secret", 0);
+        // A lifetime too large for `exp` is capped, not wrapped into the past.
+        let forever = Tokens::new(TokenMode::Local, b"secret", u64::MAX);
+        let t_forever = forever.issue(&store, &id, "cb_api_auth").await.unwrap();
+        let c = keys.verify(&store, &t_forever).await.unwrap().unwrap();
+        assert!(c.exp > webhooks_core::time::now_unix() + 99 * 365 * 86_400);
         let t = expired.issue(&store, &id, "cb_api_auth").await.unwrap();
         assert!(keys.verify(&store, &t).await.unwrap().is_none());
     }

@@ -115,7 +115,10 @@ pub async fn recover(dir: &Path, limit: Duration) -> Result<Value, BoxError> {
     let engine = Engine::start_with_journal(
         store,
         fixture::registry(),
-        EngineConfig::default(),
+        EngineConfig {
+            destinations: webhooks_core::destination::DestinationPolicy::loopback_allowed(),
+            ..EngineConfig::default()
+        },
         Some(journal.clone() as Arc<dyn DeliveryJournal>),
     )
     .await?;

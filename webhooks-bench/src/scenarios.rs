@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use webhooks_amqp::{AmqpConfig, AmqpTransport};
 use webhooks_api::{ApiConfig, ApiState, Bootstrap};
 use webhooks_core::delivery::{Delivery, HttpRequest, Outcome};
+use webhooks_core::destination::DestinationPolicy;
 use webhooks_core::pending::DeliveryJournal;
 use webhooks_core::store::AttemptStore;
 use webhooks_core::{AccountId, Doc, Hook, HookFinder, HttpVerb, Store, WebhookModule};
@@ -362,8 +363,10 @@ async fn rig(plan: &Plan, setup: Setup) -> Result<Rig, BoxError> {
         }
     }
     let registry = fixture::registry();
+    // The receivers listen on loopback, which the SSRF guard refuses by default.
     let config = EngineConfig {
         cluster_id: Some(boot.cluster_id.clone()),
+        destinations: DestinationPolicy::loopback_allowed(),
         ..EngineConfig::default()
     };
     // At least once, as the daemon runs by default: the journal on the same real disk.
@@ -507,7 +510,10 @@ async fn serve_api(rig: &Rig) -> Result<(String, String), BoxError> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let client = HttpSender::new(&SenderConfig::default())?;
+    let client = HttpSender::new(&SenderConfig {
+        destinations: Arc::new(DestinationPolicy::loopback_allowed()),
+        ..SenderConfig::default()
+    })?;
     let auth = HttpRequest {
         method: HttpVerb::Put,
         url: format!("http://{addr}/v2/api_auth"),
@@ -532,6 +538,8 @@ async fn source(rig: &Rig, transport: Transport, posters: usize) -> Result<Sourc
             let client = HttpSender::new(&SenderConfig {
                 pool_max_idle_per_host: posters,
                 request_timeout: Duration::from_secs(60),
+                // The API listens on loopback, which the SSRF guard refuses by default.
+                destinations: Arc::new(DestinationPolicy::loopback_allowed()),
                 ..SenderConfig::default()
             })?;
             Inlet::Api(Box::new(Api { client, url, token }))
@@ -810,6 +818,15 @@ async fn engine(
         phase(plan, plan.saturate, None, busy),
     )
     .await;
+    if peak.arrived == 0 {
+        // A row that delivered nothing measured nothing: fail it rather than report zeros
+        // (and pace the next phase at zero events a second).
+        return Err(format!(
+            "nothing arrived at peak load; first error: {}",
+            peak.first_error.as_deref().unwrap_or("none")
+        )
+        .into());
+    }
     let half = peak.rate / 2.0;
     let paced = phase(plan, plan.paced, Some(half / fanout as f64), paced_workers);
     let paced = run_phase(&source, &rig.arrivals, &rig.engine, paced).await;

@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::Parser;
 use webhooks_api::ApiConfig;
 use webhooks_core::config::UriBlacklist;
+use webhooks_core::destination::DestinationPolicy;
 use webhooks_engine::EngineConfig;
-use webhooks_server::{CouchConfig, DeliveryMode, Server, ServerConfig};
+use webhooks_server::{ConnectionLimits, CouchConfig, DeliveryMode, Server, ServerConfig};
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -65,6 +66,19 @@ struct Args {
     )]
     blocked_cidrs: Vec<String>,
 
+    /// The SSRF guard's allow-list, comma-separated: CIDR networks, addresses and host names
+    /// that hooks may reach although internal (loopback, private, link-local, carrier-grade
+    /// NAT, unique-local, multicast... are refused by default, at save and at every delivery).
+    /// For example `10.20.0.0/16,receiver.lan`. `*` turns the guard off.
+    #[arg(long, env = "WEBHOOKS_ALLOWED_DESTINATIONS", value_delimiter = ',')]
+    allowed_destinations: Vec<String>,
+
+    /// Requests per second at most to one destination (scheme, host, port), all its hooks
+    /// together; a hook may also carry its own `rate_limit`. Deliveries over a limit wait
+    /// (never dropped, never counted as failures). Unset: no limit.
+    #[arg(long, env = "WEBHOOKS_DESTINATION_RATE_LIMIT")]
+    destination_rate_limit: Option<std::num::NonZeroU32>,
+
     /// Lifetime of auth tokens issued by `PUT /v2/api_auth`, in seconds.
     #[arg(long, env = "WEBHOOKS_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,
@@ -79,6 +93,40 @@ struct Args {
     /// A second signal exits at once.
     #[arg(long, env = "WEBHOOKS_DRAIN_DEADLINE_SECS", default_value_t = 10)]
     drain_deadline_secs: u64,
+
+    /// How long a client may take to send a request's head, from its first byte, in
+    /// milliseconds; the connection is closed after.
+    #[arg(
+        long,
+        env = "WEBHOOKS_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    header_read_timeout_ms: u64,
+
+    /// How long a client may take to send a request's body, from the end of its head, in
+    /// milliseconds; it is answered 408 and the connection closed after.
+    #[arg(long, env = "WEBHOOKS_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    body_timeout_ms: u64,
+
+    /// How long a keep-alive connection may stay open with no request, in milliseconds.
+    #[arg(long, env = "WEBHOOKS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+
+    /// API connections open at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "WEBHOOKS_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+
+    /// Largest `custom_data` of a hook, in bytes of JSON.
+    #[arg(long, env = "WEBHOOKS_MAX_CUSTOM_DATA_BYTES", default_value_t = ApiConfig::default().max_custom_data_bytes)]
+    max_custom_data_bytes: usize,
+
+    /// Webhooks one account may have.
+    #[arg(long, env = "WEBHOOKS_MAX_HOOKS_PER_ACCOUNT", default_value_t = ApiConfig::default().max_hooks_per_account)]
+    max_hooks_per_account: usize,
+
+    /// Largest `page_size` of a listing, and the most items a `paginate=false` listing returns.
+    #[arg(long, env = "WEBHOOKS_MAX_PAGE_SIZE", default_value_t = ApiConfig::default().max_page_size)]
+    max_page_size: usize,
 
     /// HTTP requests in flight at once, all destinations together.
     #[arg(long, env = "WEBHOOKS_MAX_IN_FLIGHT", default_value_t = EngineConfig::default().max_in_flight)]
@@ -146,6 +194,11 @@ struct Args {
     /// Exchange that malformed messages are dead-lettered to (declared by the operator).
     #[arg(long, env = "WEBHOOKS_AMQP_DEAD_LETTER_EXCHANGE")]
     amqp_dead_letter_exchange: Option<String>,
+
+    /// Log lines as `text` (for people) or `json` (one object a line, with the span fields:
+    /// `request_id` for API lines; `account`, `hook` and `webhook_id` for deliveries).
+    #[arg(long, env = "WEBHOOKS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn blacklist(args: &Args) -> Result<UriBlacklist, String> {
@@ -168,6 +221,40 @@ fn blacklist(args: &Args) -> Result<UriBlacklist, String> {
     Ok(UriBlacklist { hosts, cidrs })
 }
 
+/// `--allowed-destinations` as a policy: guarded unless the list is `*`.
+fn destinations(args: &Args) -> Result<DestinationPolicy, String> {
+    if args.allowed_destinations.iter().any(|e| e.trim() == "*") {
+        return Ok(DestinationPolicy::open());
+    }
+    DestinationPolicy::allowing(args.allowed_destinations.iter().map(String::as_str))
+        .map_err(|e| format!("--allowed-destinations: {e}"))
+}
+
+/// `--log-format`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), in `format`.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // The current span's fields (the request id) and every enclosing span's.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
 /// `--delivery`'s values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Delivery {
@@ -178,6 +265,7 @@ enum Delivery {
 impl Args {
     fn server_config(self) -> Result<ServerConfig, String> {
         let uri_blacklist = blacklist(&self)?;
+        let destinations = destinations(&self)?;
         let amqp = self.amqp_url.as_ref().map(|url| {
             let mut cfg = webhooks_amqp::AmqpConfig::new(url.clone());
             cfg.shared_queue = self.amqp_queue.clone();
@@ -199,6 +287,9 @@ impl Args {
             api: ApiConfig {
                 max_body_bytes: self.max_body_bytes,
                 token_ttl_secs: self.token_ttl_secs,
+                max_custom_data_bytes: self.max_custom_data_bytes,
+                max_hooks_per_account: self.max_hooks_per_account,
+                max_page_size: self.max_page_size,
                 uri_blacklist,
                 ..ApiConfig::default()
             },
@@ -207,10 +298,18 @@ impl Args {
                 per_destination_in_flight: self.per_destination_in_flight,
                 destination_backlog: self.destination_backlog,
                 retry_delay: Duration::from_millis(self.retry_delay_ms),
+                destination_rate_limit: self.destination_rate_limit,
                 ..EngineConfig::default()
             },
             amqp,
             drain_deadline: Duration::from_secs(self.drain_deadline_secs),
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                body_timeout: Duration::from_millis(self.body_timeout_ms),
+                idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+                max_connections: self.max_connections,
+            },
+            destinations,
             delivery: match self.delivery {
                 Delivery::AtLeastOnce => DeliveryMode::AtLeastOnce,
                 Delivery::AtMostOnce => DeliveryMode::AtMostOnce,
@@ -222,14 +321,9 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Args::parse().server_config()?;
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let config = args.server_config()?;
     let (generated_key, amqp_queue) = (
         config.master_api_key.is_none(),
         config.amqp.as_ref().map(|a| a.shared_queue.clone()),

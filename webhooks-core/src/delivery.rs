@@ -328,6 +328,7 @@ mod tests {
             ),
             modifiers: None,
             retry_schedule: Default::default(),
+            rate_limit: None,
         }
     }
 

@@ -106,6 +106,9 @@ pub struct Hook {
     pub modifiers: Option<Map<String, Value>>,
     /// `retry_schedule`: KAZOO's (the default) or exponential (ours; KAZOO ignores the field).
     pub retry_schedule: RetrySchedule,
+    /// `rate_limit`: requests per second at most to this hook (ours; KAZOO ignores the field).
+    /// Deliveries over it wait; they are neither dropped nor counted as failures.
+    pub rate_limit: Option<std::num::NonZeroU32>,
 }
 
 impl Hook {
@@ -147,6 +150,10 @@ impl Hook {
                 .filter(|m| !m.is_empty())
                 .cloned(),
             retry_schedule: RetrySchedule::parse(doc.str("retry_schedule")),
+            rate_limit: doc
+                .i64("rate_limit")
+                .and_then(|n| u32::try_from(n).ok())
+                .and_then(std::num::NonZeroU32::new),
         })
     }
 

@@ -13,12 +13,15 @@
 //!   spec), and [`validate`] which checks a document the way crossbar does before it is saved.
 //! - [`module::WebhookModule`]: the extension point. One implementation per event family
 //!   (channel_create, object, notifications, ...) turns an [`event::Event`] into payloads.
-//! - [`store::Store`]: where documents live. The embedded store implements it today, and a
-//!   CouchDB adapter (KAZOO's own databases) is planned to; both run one contract suite.
+//! - [`store::Store`]: where documents live. The embedded store and the CouchDB adapter
+//!   (KAZOO's own databases) implement it; both run one contract suite.
+//! - [`destination::DestinationPolicy`]: where deliveries may go (the SSRF guard's policy),
+//!   checked when a hook is saved and, by the engine, on every delivery.
 
 pub mod account;
 pub mod config;
 pub mod delivery;
+pub mod destination;
 pub mod doc;
 pub mod encode;
 pub mod event;

@@ -49,6 +49,10 @@ pub trait AccountStore: Send + Sync {
     /// Removes an account document and every webhook it owns, atomically.
     /// [`StoreError::NotFound`] when there was no account document; its webhooks are removed
     /// regardless, so a hook whose account is gone never fires again.
+    ///
+    /// Its delivery attempts go too, and its id is never used again: saving a new account
+    /// (no `_rev`) under a deleted account's id is a [`StoreError::Conflict`], so another
+    /// tenant choosing that id on create inherits nothing of the deleted account's.
     async fn delete_account(&self, id: &AccountId) -> StoreResult<()>;
 }
 

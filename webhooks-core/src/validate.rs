@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 
 use crate::config::UriBlacklist;
+use crate::destination::DestinationPolicy;
 use crate::registry::ModuleRegistry;
 
 /// Crossbar's `validation error` data: dotted path → {code → details}.
@@ -42,6 +43,8 @@ impl ValidationErrors {
 pub struct WebhookRules<'a> {
     pub registry: &'a ModuleRegistry,
     pub blacklist: &'a UriBlacklist,
+    /// The SSRF guard: IP-literal hosts and `localhost` names it refuses are refused here.
+    pub destinations: &'a DestinationPolicy,
 }
 
 /// Fields the server owns or injects that a client may echo back; they are dropped, never
@@ -76,6 +79,8 @@ pub fn validate_webhook(
     }
 
     coerce_integer(&mut doc, "retries");
+    coerce_integer(&mut doc, "rate_limit");
+    check_rate_limit(&mut errors, &doc);
     for key in ["enabled", "include_subaccounts", "include_internal_legs"] {
         coerce_boolean(&mut doc, key);
         if let Some(v) = doc.get(key) {
@@ -129,7 +134,14 @@ pub fn validate_webhook(
     }
 
     if let Some(Value::String(uri)) = doc.get("uri") {
-        if !uri_allowed(uri, rules.blacklist) {
+        // The guard first: its message names the address, where KAZOO's says only "invalid".
+        if let Err(refused) = destination_allowed(uri, rules.destinations) {
+            errors.add(
+                "uri",
+                "error",
+                json!({"message": refused.to_string(), "value": uri}),
+            );
+        } else if !uri_allowed(uri, rules.blacklist) {
             errors.add(
                 "uri",
                 "error",
@@ -206,6 +218,31 @@ fn check_enum(
     }
 }
 
+/// The largest `rate_limit` accepted, in requests per second.
+pub const MAX_RATE_LIMIT: i64 = 100_000;
+
+/// `rate_limit` (ours): requests per second, an integer from 1 to [`MAX_RATE_LIMIT`].
+fn check_rate_limit(errors: &mut ValidationErrors, doc: &Map<String, Value>) {
+    let Some(v) = doc.get("rate_limit").filter(|v| !v.is_null()) else {
+        return;
+    };
+    match v.as_i64() {
+        None => type_error(errors, "rate_limit", "integer", v),
+        Some(n) if n < 1 => errors.add(
+            "rate_limit",
+            "minimum",
+            json!({"message": "Value must be at least 1", "target": 1, "value": n}),
+        ),
+        Some(n) if n > MAX_RATE_LIMIT => errors.add(
+            "rate_limit",
+            "maximum",
+            json!({"message": format!("Value must be at most {MAX_RATE_LIMIT}"),
+                   "target": MAX_RATE_LIMIT, "value": n}),
+        ),
+        Some(_) => {}
+    }
+}
+
 /// JavaScript-style coercion of a numeric string (`"3"`, `" 3 "`) or integral float to an integer.
 fn coerce_integer(doc: &mut Map<String, Value>, key: &str) {
     let coerced = match doc.get(key) {
@@ -233,13 +270,35 @@ fn coerce_boolean(doc: &mut Map<String, Value>, key: &str) {
     }
 }
 
+/// The longest hook uri accepted, in bytes.
+pub const MAX_URI_BYTES: usize = 8192;
+
 /// KAZOO's "kazoo-validation" of client URLs: http(s) only, host not in the host blacklist,
 /// an IP-literal host not in a blacklisted network. The name is not resolved.
+///
+/// Stricter than KAZOO where KAZOO would store a uri no request can be sent to: the uri must
+/// also parse as the sender parses it (`http::Uri`, which refuses spaces, control characters
+/// and `\` that `url` quietly rewrites), carry no credentials, and fit in [`MAX_URI_BYTES`].
+/// Such a uri would otherwise fail every delivery and get its hook disabled.
 pub fn uri_allowed(uri: &str, blacklist: &UriBlacklist) -> bool {
+    // `\\` is no URI character; `url` reads it as `/` while `http::Uri` keeps it, so the two
+    // would disagree on the path.
+    if uri.len() > MAX_URI_BYTES || uri.contains('\\') {
+        return false;
+    }
     let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
     if !matches!(url.scheme(), "http" | "https") {
+        return false;
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    let sendable = uri
+        .parse::<http::Uri>()
+        .is_ok_and(|u| u.host().is_some_and(|h| !h.is_empty()));
+    if !sendable {
         return false;
     }
     let Some(host) = url.host() else { return false };
@@ -256,8 +315,30 @@ pub fn uri_allowed(uri: &str, blacklist: &UriBlacklist) -> bool {
     }
 }
 
+/// The SSRF guard's check of a saved uri (see [`DestinationPolicy::check_saved_host`]). The
+/// host is the one `url` parsed, so every numeric spelling of an address (`127.1`,
+/// `0x7f000001`, `2130706433`, `017700000001`) is judged as the address it stands for.
+pub fn destination_allowed(
+    uri: &str,
+    policy: &DestinationPolicy,
+) -> Result<(), crate::destination::Refused> {
+    match url::Url::parse(uri) {
+        Ok(url) => match url.host() {
+            Some(host) => policy.check_saved_host(&host),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// An IPv6 form of an IPv4 address (`[::ffff:127.0.0.1]`) is judged as both, so an IPv4
+/// network in the list covers it.
 fn ip_blacklisted(ip: IpAddr, blacklist: &UriBlacklist) -> bool {
-    blacklist.cidrs.iter().any(|net| net.contains(&ip))
+    let canonical = crate::destination::canonical(ip);
+    blacklist
+        .cidrs
+        .iter()
+        .any(|net| net.contains(&ip) || net.contains(&canonical))
 }
 
 /// The modifier check (§3.5 rule 4): every modifier the module declares must be set in
@@ -339,6 +420,7 @@ mod tests {
         validate_webhook(
             v.as_object().unwrap().clone(),
             &WebhookRules {
+                destinations: &DestinationPolicy::open(),
                 registry: &reg,
                 blacklist: &bl,
             },
@@ -416,12 +498,79 @@ mod tests {
         assert!(!uri_allowed("https://localhost:345/x", &bl));
         assert!(!uri_allowed("http://LOCALHOST/x", &bl));
         assert!(!uri_allowed("http://127.0.0.1/x", &bl));
+        assert!(!uri_allowed("http://[::ffff:127.0.0.1]/x", &bl));
         assert!(!uri_allowed("http://0.0.0.0/x", &bl));
         assert!(!uri_allowed("ftp://a.b/x", &bl));
         assert!(!uri_allowed("not a uri", &bl));
         assert!(uri_allowed("http://127.0.0.1/x", &UriBlacklist::none()));
         let e = err(json!({"name":"n","uri":"ftp://x/","hook":"all"}));
         assert_eq!(e["uri"]["error"]["message"], "invalid client URL");
+    }
+
+    #[test]
+    fn every_numeric_spelling_of_an_internal_address_is_refused_when_saved() {
+        let guarded = DestinationPolicy::default();
+        for uri in [
+            "http://127.1/x",
+            "http://0x7f000001/x",
+            "http://2130706433/x",
+            "http://017700000001/x",
+            "http://0177.0.0.1/x",
+            "http://[::ffff:127.0.0.1]:8080/x",
+            "http://[::ffff:7f00:1]/x",
+            "http://[::1]/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/x",
+            "http://localhost./x",
+            "http://foo.localhost/x",
+        ] {
+            let e = destination_allowed(uri, &guarded).unwrap_err();
+            assert!(
+                e.to_string().starts_with("destination not allowed: "),
+                "{uri}: {e}"
+            );
+        }
+        assert_eq!(
+            destination_allowed("http://0x7f000001/x", &guarded)
+                .unwrap_err()
+                .to_string(),
+            "destination not allowed: 127.0.0.1"
+        );
+        assert!(destination_allowed("http://example.com/x", &guarded).is_ok());
+        assert!(destination_allowed("http://8.8.8.8/x", &guarded).is_ok());
+        let lan = DestinationPolicy::allowing(["10.0.0.0/8"]).unwrap();
+        assert!(destination_allowed("http://10.0.0.1/x", &lan).is_ok());
+        assert!(destination_allowed("http://127.1/x", &lan).is_err());
+    }
+
+    #[test]
+    fn uris_the_sender_cannot_send_are_refused() {
+        let none = UriBlacklist::none();
+        for uri in [
+            "http://a.b/x\r\ny",
+            "http://a.b/\0",
+            "http://a.b/a b",
+            "http://a.b/a\\b",
+            "http://user:secret@a.b/",
+            "http://user@a.b/",
+        ] {
+            assert!(!uri_allowed(uri, &none), "{uri:?}");
+        }
+        let long = format!("http://a.b/{}", "x".repeat(MAX_URI_BYTES));
+        assert!(!uri_allowed(&long, &none));
+        assert!(uri_allowed("http://a.b/x?y=1&z=%20", &none));
+        let e = err(json!({"name":"n","uri":"http://a.b/a b","hook":"all"}));
+        assert_eq!(e["uri"]["error"]["message"], "invalid client URL");
+    }
+
+    #[test]
+    fn rate_limit_is_a_positive_integer() {
+        let e = err(json!({"name":"n","uri":"http://a.b/","hook":"all","rate_limit":0}));
+        assert_eq!(e["rate_limit"]["minimum"]["target"], 1);
+        let e = err(json!({"name":"n","uri":"http://a.b/","hook":"all","rate_limit":"x"}));
+        assert_eq!(e["rate_limit"]["type"]["target"], "integer");
+        let e = err(json!({"name":"n","uri":"http://a.b/","hook":"all","rate_limit":1_000_000}));
+        assert_eq!(e["rate_limit"]["maximum"]["target"], MAX_RATE_LIMIT);
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub(crate) fn start_writer(
         config.batch,
         config.linger,
         backlog,
+        stats,
     ));
     let pending = AttemptsPending {
         queue: tx.downgrade(),
@@ -111,6 +112,7 @@ async fn write_attempts(
     batch: usize,
     linger: Duration,
     backlog: Arc<AttemptBacklog>,
+    stats: Arc<EngineStats>,
 ) {
     let writer_done = Arc::new(tokio::sync::Notify::new());
     let retrying = tokio::spawn(backlog.clone().retry(store.clone(), writer_done.clone()));
@@ -143,7 +145,12 @@ async fn write_attempts(
         if saving.len() >= 2 {
             saving.join_next().await;
         }
-        saving.spawn(save_batch(store.clone(), docs, backlog.clone()));
+        saving.spawn(save_batch(
+            store.clone(),
+            docs,
+            backlog.clone(),
+            stats.clone(),
+        ));
     }
     while saving.join_next().await.is_some() {}
     writer_done.notify_one();
@@ -153,9 +160,18 @@ async fn write_attempts(
 }
 
 /// Writes one batch; one the store refuses goes to the backlog, to be written once it is back.
-async fn save_batch(store: Arc<dyn Store>, docs: Arc<[Doc]>, backlog: Arc<AttemptBacklog>) {
+async fn save_batch(
+    store: Arc<dyn Store>,
+    docs: Arc<[Doc]>,
+    backlog: Arc<AttemptBacklog>,
+    stats: Arc<EngineStats>,
+) {
+    let started = std::time::Instant::now();
     match store.save_attempts(Arc::clone(&docs)).await {
-        Ok(()) => backlog.written_directly(docs.len()),
+        Ok(()) => {
+            stats.attempt_write_latency.observe(started.elapsed());
+            backlog.written_directly(docs.len());
+        }
         Err(e) => {
             tracing::warn!(error = %e, count = docs.len(), "attempt batch not written; kept until the store is back");
             backlog.keep(docs);

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use webhooks_core::destination::DestinationPolicy;
+
 /// Capacity and pacing of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -49,6 +51,13 @@ pub struct EngineConfig {
     pub follow_every: Duration,
     /// This node's name (`Node` of the `webhook_disabled` notice).
     pub node: String,
+    /// Where deliveries may go: the SSRF guard, on by default (internal addresses refused;
+    /// see `webhooks_core::destination`). Tests and local development whose receivers listen
+    /// on loopback use `DestinationPolicy::loopback_allowed()`.
+    pub destinations: DestinationPolicy,
+    /// Requests per second at most to one destination (scheme, host, port), on top of any
+    /// hook's own `rate_limit`; `None` for no limit. Deliveries over it wait (`limits.rs`).
+    pub destination_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +78,8 @@ impl Default for EngineConfig {
             max_response_body: 64 * 1024,
             follow_every: Duration::from_millis(250),
             node: webhooks_core::config::node_name("localhost"),
+            destinations: DestinationPolicy::default(),
+            destination_rate_limit: None,
         }
     }
 }

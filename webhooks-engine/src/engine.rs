@@ -39,7 +39,7 @@ use crate::recorder::TryRecorder;
 use crate::router::{Router, RouterLoad, Shutdown};
 use crate::sender::{HttpSender, SenderConfig, SenderError};
 use crate::settings::Settings;
-use crate::stats::{EngineStats, StatsSnapshot};
+use crate::stats::{EngineStats, FinishedDeliveries, Latencies, StatsSnapshot};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +241,21 @@ impl Engine {
         self.stats.snapshot()
     }
 
+    /// Finished deliveries by result and by the class of their last answer, as they are now.
+    pub fn finished(&self) -> Vec<FinishedDeliveries> {
+        self.stats.finished()
+    }
+
+    /// The delivery and attempt-write latency histograms, as they are now.
+    pub fn latencies(&self) -> Latencies {
+        self.stats.latencies()
+    }
+
+    /// Does `publish` take events? False from the start of [`Engine::shutdown`] on.
+    pub fn is_accepting(&self) -> bool {
+        !self.tasks.stop.is_cancelled()
+    }
+
     pub fn load(&self) -> Load {
         let (queued, in_flight, waiting_retries) = self.router_load.get();
         Load {
@@ -330,6 +345,7 @@ fn sender_config(settings: &WebhooksConfig, config: &EngineConfig) -> SenderConf
         request_timeout: Duration::from_millis(settings.request_timeout_ms),
         max_response_body: config.max_response_body,
         pool_max_idle_per_host: config.per_destination_in_flight,
+        destinations: Arc::new(config.destinations.clone()),
         ..SenderConfig::default()
     }
 }

@@ -24,8 +24,10 @@ mod config;
 mod disabler;
 mod engine;
 mod follow;
+mod guard;
 mod held;
 mod intake;
+mod limits;
 mod migrate;
 mod peers;
 mod recorder;
@@ -37,4 +39,4 @@ mod stats;
 
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineError, Load};
-pub use stats::StatsSnapshot;
+pub use stats::{FinishedDeliveries, HistogramSnapshot, Latencies, StatsSnapshot, LATENCY_BUCKETS};

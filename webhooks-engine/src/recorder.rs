@@ -21,7 +21,7 @@ use crate::attempts::AttemptQueue;
 use crate::intake::Job;
 use crate::peers::Peers;
 use crate::settings::Settings;
-use crate::stats::{inc, EngineStats};
+use crate::stats::{inc, DeliveryResult, EngineStats};
 
 /// A hook whose receiver answered `410 Gone`: to be disabled now, with this reason.
 pub(crate) struct GoneHook {
@@ -59,8 +59,18 @@ impl TryRecorder {
         let tries_left_before = d.tries_left();
         d.tries += 1;
         let now = webhooks_core::time::now_unix();
+        if let Some(due) = job.due {
+            // Only a retry or a resumed delivery carries the time it was due from; a first try
+            // does not say when it was accepted, so it is not measured.
+            self.stats
+                .delivery_latency
+                .observe(Instant::now().saturating_duration_since(due));
+        }
         if outcome.is_success() {
             inc(&self.stats.deliveries_succeeded);
+            self.stats
+                .finished
+                .count(DeliveryResult::Succeeded, outcome.status());
             if self.settings.log_successful_attempts() {
                 let doc = attempt_doc(d, &outcome, tries_left_before, now);
                 self.attempts.push(doc).await;
@@ -73,7 +83,7 @@ impl TryRecorder {
             .record_failure(&d.hook.account_id, &d.hook.id, failed_at);
         self.peers.failed(&d.hook.account_id, &d.hook.id, failed_at);
         inc(&self.stats.tries_failed);
-        tracing::debug!(hook = %d.hook.id, uri = %d.hook.uri, webhook_id = %d.webhook_id, ?outcome, "delivery try failed");
+        tracing::debug!(account = %d.hook.account_id, hook = %d.hook.id, uri = %d.hook.uri, webhook_id = %d.webhook_id, ?outcome, "delivery try failed");
         let doc = attempt_doc(d, &outcome, tries_left_before, now);
         self.attempts.push(doc).await;
         if outcome.status() == Some(410) {
@@ -95,6 +105,9 @@ impl TryRecorder {
             }
         }
         inc(&self.stats.deliveries_failed);
+        self.stats
+            .finished
+            .count(DeliveryResult::Failed, outcome.status());
         self.note(&job, JournalNote::Finished);
         None
     }
@@ -117,7 +130,7 @@ impl TryRecorder {
     /// switched off now rather than after enough failures.
     fn gone(&self, job: &Job) {
         let hook = &job.delivery.hook;
-        tracing::warn!(account = %hook.account_id, hook = %hook.id, uri = %hook.uri, "receiver answered 410 Gone; disabling the hook");
+        tracing::warn!(account = %hook.account_id, hook = %hook.id, uri = %hook.uri, webhook_id = %job.delivery.webhook_id, "receiver answered 410 Gone; disabling the hook");
         let _ = self.gone.send(GoneHook {
             account: hook.account_id.clone(),
             hook: hook.id.clone(),

@@ -10,6 +10,9 @@
 //! has stalled (in flight, nothing finished for `stall_after`) instead fails its overflow at
 //! once, so a dead destination cannot pause intake for everyone.
 //!
+//! A send over a rate limit (the destination's or the hook's, `limits.rs`) waits in its own
+//! task, holding its lane's slot: it slows that destination only.
+//!
 //! A retry is data, not a sleeping task: the delivery goes into a heap keyed by its due time
 //! (the recorder sets it: the hook's schedule, a receiver's `Retry-After`), and the router's
 //! loop wakes for the earliest one. Nothing holds a slot while it waits. Deliveries resumed
@@ -35,6 +38,7 @@ use webhooks_core::delivery::Outcome;
 
 use crate::config::EngineConfig;
 use crate::intake::Job;
+use crate::limits::RateLimits;
 use crate::recorder::TryRecorder;
 use crate::sender::HttpSender;
 
@@ -111,11 +115,24 @@ pub(crate) struct Shutdown {
 struct SendContext {
     sender: HttpSender,
     recorder: TryRecorder,
+    limits: RateLimits,
     /// Children of the `abort` token, one per group of sends: a send waiting on a token
     /// registers with it under a lock, and one token for every send in flight would make that
     /// lock the one all sends queue for.
     abort: Vec<CancellationToken>,
     done: mpsc::UnboundedSender<Done>,
+}
+
+impl SendContext {
+    /// Waits for the rate limits that apply (the wait is no failure and holds only this
+    /// destination's slot), then sends.
+    async fn send_when_allowed(&self, job: &Job, lane: &Arc<str>) -> Outcome {
+        let hook = &job.delivery.hook;
+        if self.limits.applies(hook) {
+            self.limits.until_ready(lane, hook).await;
+        }
+        self.sender.send(&job.delivery.request).await
+    }
 }
 
 /// Groups of sends sharing an abort token (see [`SendContext::abort`]).
@@ -168,6 +185,7 @@ impl Router {
         let sends = Arc::new(SendContext {
             sender,
             recorder,
+            limits: RateLimits::new(config.destination_rate_limit),
             abort: (0..ABORT_GROUPS)
                 .map(|_| shutdown.abort.child_token())
                 .collect(),
@@ -430,7 +448,7 @@ impl Router {
             let outcome = match forced {
                 Some(o) => o,
                 None => tokio::select! {
-                    o = sends.sender.send(&job.delivery.request) => o,
+                    o = sends.send_when_allowed(&job, &lane) => o,
                     _ = sends.abort[group].cancelled() => Outcome::Transport { error: CUT_BY_SHUTDOWN.into() },
                 },
             };

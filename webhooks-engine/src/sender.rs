@@ -1,6 +1,9 @@
 //! Sends one [`HttpRequest`] and reports what came back as an [`Outcome`] (spec §7.2): the only
 //! place the engine touches the network for deliveries.
 //!
+//! Every request passes the SSRF guard (`guard.rs`): an IP-literal host is checked here, a
+//! name by the resolver, and a refused one fails as `destination not allowed: <address>`.
+//!
 //! Transport failures are reported in KAZOO's words (`failed_connect: econnrefused`, `timeout`,
 //! `socket_closed_remotely`) because they end up verbatim in attempt documents' `client_error`,
 //! which existing tooling reads.
@@ -20,7 +23,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::{ClientConfig, RootCertStore};
 use webhooks_core::delivery::{HttpRequest, Outcome};
+use webhooks_core::destination::DestinationPolicy;
 use webhooks_core::HttpVerb;
+
+use crate::guard::{self, GuardedResolver};
 
 /// How the sender talks to receivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +41,8 @@ pub struct SenderConfig {
     pub pool_max_idle_per_host: usize,
     /// How long an idle connection is kept before it is closed.
     pub pool_idle_timeout: Duration,
+    /// Where requests may go (the SSRF guard).
+    pub destinations: Arc<DestinationPolicy>,
 }
 
 impl Default for SenderConfig {
@@ -45,6 +53,7 @@ impl Default for SenderConfig {
             max_response_body: 64 * 1024,
             pool_max_idle_per_host: 64,
             pool_idle_timeout: Duration::from_secs(90),
+            destinations: Arc::new(DestinationPolicy::default()),
         }
     }
 }
@@ -65,7 +74,8 @@ pub enum SenderError {
 /// `pool_max_idle_per_host` per receiver instead of one per in-flight delivery.
 #[derive(Clone)]
 pub struct HttpSender {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    destinations: Arc<DestinationPolicy>,
     request_timeout: Duration,
     max_response_body: usize,
 }
@@ -94,7 +104,8 @@ impl HttpSender {
         };
         let tls = builder.with_no_client_auth();
 
-        let mut http = HttpConnector::new();
+        let resolver = GuardedResolver::new(Arc::clone(&config.destinations));
+        let mut http = HttpConnector::new_with_resolver(resolver);
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_nodelay(true);
         // The https layer hands `https://` urls to this connector for the TCP part.
@@ -113,6 +124,7 @@ impl HttpSender {
             .build(connector);
         Ok(HttpSender {
             client,
+            destinations: Arc::clone(&config.destinations),
             request_timeout: config.request_timeout,
             max_response_body: config.max_response_body,
         })
@@ -132,11 +144,27 @@ impl HttpSender {
             Ok(r) => r,
             Err(error) => return Outcome::Transport { error },
         };
+        if let Err(refused) = self.check_literal_host(request.uri()) {
+            return Outcome::Transport {
+                error: refused.to_string(),
+            };
+        }
         match tokio::time::timeout(self.request_timeout, self.exchange(request)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Transport {
                 error: "timeout".into(),
             },
+        }
+    }
+
+    /// The guard's check of an IP-literal host, which the connector would connect to without
+    /// asking the resolver. `http::Uri` keeps IPv6 hosts in brackets.
+    fn check_literal_host(&self, uri: &Uri) -> Result<(), webhooks_core::destination::Refused> {
+        let host = uri.host().unwrap_or_default();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<std::net::IpAddr>() {
+            Ok(ip) => self.destinations.check_ip(ip),
+            Err(_) => Ok(()),
         }
     }
 
@@ -225,13 +253,16 @@ fn chain<'a>(
 
 /// KAZOO-style text for a failed exchange; `connect` when no connection was established.
 fn describe(err: &(dyn StdError + 'static), connect: bool) -> String {
+    if let Some(refused) = guard::refusal_in(err) {
+        return refused;
+    }
     let io_kind = chain(err).find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind));
     let innermost = chain(err)
         .last()
         .map_or_else(String::new, ToString::to_string);
     if connect {
         // hyper-util's resolver error type is private; its message is the stable marker.
-        if chain(err).any(|e| e.to_string() == "dns error") {
+        if guard::unresolved_in(err) || chain(err).any(|e| e.to_string() == "dns error") {
             return "failed_connect: nxdomain".into();
         }
         let reason = match io_kind {

@@ -29,6 +29,7 @@ async fn durable_engine(
         webhooks_modules::kazoo_registry(&[]),
         EngineConfig {
             retry_delay,
+            destinations: webhooks_core::destination::DestinationPolicy::loopback_allowed(),
             ..EngineConfig::default()
         },
         Some(journal.clone() as Arc<dyn DeliveryJournal>),

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use webhooks_core::delivery::{HttpRequest, Outcome};
+use webhooks_core::destination::DestinationPolicy;
 use webhooks_core::HttpVerb;
 use webhooks_engine::sender::{HttpSender, SenderConfig};
 
@@ -29,9 +30,15 @@ async fn within<F: Future>(f: F) -> F::Output {
         .expect("test step took more than 10s")
 }
 
+/// The test servers listen on loopback, which the SSRF guard refuses by default.
+fn loopback() -> std::sync::Arc<DestinationPolicy> {
+    std::sync::Arc::new(DestinationPolicy::loopback_allowed())
+}
+
 fn sender(request_timeout: Duration) -> HttpSender {
     HttpSender::new(&SenderConfig {
         request_timeout,
+        destinations: loopback(),
         ..SenderConfig::default()
     })
     .expect("sender")
@@ -318,6 +325,7 @@ async fn large_body_is_cut_to_the_cap() {
     let sender = HttpSender::new(&SenderConfig {
         max_response_body: 1000,
         request_timeout: Duration::from_secs(5),
+        destinations: loopback(),
         ..SenderConfig::default()
     })
     .unwrap();

@@ -9,6 +9,8 @@ use webhooks_api::ApiConfig;
 use webhooks_engine::EngineConfig;
 use webhooks_store::CouchConfig;
 
+use crate::listener::ConnectionLimits;
+
 /// Everything [`run`](crate::run) needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -26,6 +28,9 @@ pub struct ServerConfig {
     /// notice's `Node`. It replaces whatever `api`, `engine` and `amqp` say.
     pub node: String,
     pub api: ApiConfig,
+    /// Where deliveries may go (the SSRF guard, on by default); copied into `api` (checked
+    /// when a hook is saved) and `engine` (checked on every delivery), as `node` is.
+    pub destinations: webhooks_core::destination::DestinationPolicy,
     /// The engine's capacity (its `cluster_id` comes from the store).
     pub engine: EngineConfig,
     /// The RabbitMQ transport; without it, events come in over `POST /v2/events` only.
@@ -37,6 +42,8 @@ pub struct ServerConfig {
     /// At least once (the default: deliveries are kept in a journal in `data_dir/journal`
     /// before an event is acknowledged), or at most once (KAZOO's: in memory only).
     pub delivery: DeliveryMode,
+    /// The API listener's timeouts and connection cap.
+    pub connections: ConnectionLimits,
 }
 
 /// What an acknowledged event is promised.
@@ -63,10 +70,12 @@ impl ServerConfig {
             master_api_key: None,
             node: host_node_name(),
             api: ApiConfig::default(),
+            destinations: Default::default(),
             engine: EngineConfig::default(),
             amqp: None,
             drain_deadline: Duration::from_secs(10),
             delivery: DeliveryMode::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

@@ -18,9 +18,10 @@
 //! wires the library crates together.
 
 mod config;
+mod listener;
 pub mod signals;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use webhooks_engine::{Engine, EngineError};
 use webhooks_store::{CouchStore, EmbeddedStore, FileJournal, JournalConfig};
 
 pub use config::{host_node_name, DeliveryMode, ServerConfig};
+pub use listener::ConnectionLimits;
 pub use webhooks_store::CouchConfig;
 
 /// Why the server could not start or serve.
@@ -96,6 +98,8 @@ pub struct Server {
     journal: Option<Arc<FileJournal>>,
     amqp: Option<AmqpHandle>,
     api: ApiState,
+    /// `/metrics`, `/healthz` and `/readyz`, served beside the API.
+    observability: webhooks_metrics::Observability,
 }
 
 /// The delivery journal in `data_dir/journal`, unless deliveries are at most once.
@@ -126,6 +130,7 @@ impl Server {
         let registry = webhooks_modules::kazoo_registry(&settings.object_types);
         config.engine.cluster_id = Some(boot.cluster_id.clone());
         config.engine.node = config.node.clone();
+        config.engine.destinations = config.destinations.clone();
         let journal = open_journal(&config)?;
         let engine = Engine::start_with_journal(
             store.clone(),
@@ -151,18 +156,22 @@ impl Server {
             None => None,
         };
         config.api.node = config.node.clone();
+        config.api.destinations = config.destinations.clone();
         // Beside KAZOO, tokens are KAZOO's (RS256 with the system key), so crossbar and this
         // daemon accept each other's.
         if config.couchdb.is_some() {
             config.api.tokens = webhooks_api::TokenMode::Kazoo;
         }
+        let observability =
+            webhooks_metrics::Observability::new(engine.clone(), amqp.clone(), store.clone());
         let api = ApiState::new(
             store,
             engine.hooks().clone(),
             &boot.signing_secret,
             config.api.clone(),
         )
-        .with_events(Arc::new(engine.clone()));
+        .with_events(Arc::new(engine.clone()))
+        .with_request_observer(observability.request_observer());
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         Ok(Server {
             config,
@@ -172,6 +181,7 @@ impl Server {
             journal,
             amqp,
             api,
+            observability,
         })
     }
 
@@ -203,6 +213,7 @@ impl Server {
             journal,
             amqp,
             api,
+            observability,
             ..
         } = self;
         tracing::info!(
@@ -212,12 +223,13 @@ impl Server {
             "webhooks server started"
         );
         let stop_api = CancellationToken::new();
-        let app = webhooks_api::router(api);
-        let mut serving = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop_api.clone().cancelled_owned())
-                .into_future(),
-        );
+        let app = observability.routes().merge(webhooks_api::router(api));
+        let mut serving = tokio::spawn(listener::serve(
+            listener,
+            app,
+            config.connections,
+            stop_api.clone(),
+        ));
         tokio::select! {
             _ = shutdown => {}
             ended = &mut serving => {
@@ -227,6 +239,7 @@ impl Server {
         }
         let until = Instant::now() + config.drain_deadline;
         tracing::info!(deadline = ?config.drain_deadline, "shutting down");
+        observability.shutting_down();
         stop_api.cancel();
         if let Some(amqp) = amqp {
             amqp.shutdown().await;

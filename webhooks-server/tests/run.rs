@@ -32,6 +32,8 @@ async fn a_stopping_engine_turns_events_away_with_a_503_and_run_returns() {
         listen: "127.0.0.1:0".parse().unwrap(),
         master_api_key: Some(KEY.into()),
         drain_deadline: Duration::from_secs(2),
+        // The receiver listens on loopback, which the SSRF guard refuses by default.
+        destinations: webhooks_core::destination::DestinationPolicy::loopback_allowed(),
         ..ServerConfig::new(dir.path())
     };
     let server = Server::start(config).await.unwrap();

@@ -46,6 +46,7 @@ macro_rules! store_contract_tests {
                 undeleting_a_hook_lists_it_again,
                 delete_hook_removes_it_for_good,
                 delete_account_removes_its_hooks_and_config_but_not_others,
+                delete_account_removes_its_attempts_and_its_id_is_never_reused,
                 delete_of_missing_account_is_not_found_but_still_removes_orphan_hooks,
                 system_config_follows_the_revision_rule,
                 account_config_is_per_account_and_category,

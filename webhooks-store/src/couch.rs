@@ -114,8 +114,11 @@ impl AccountStore for CouchStore {
         accounts::by_api_key(&self.couch, self.api_key_view, key).await
     }
 
+    /// The id stays buried as CouchDB's own tombstone of the `accounts` copy (kept through
+    /// compaction; only a `_purge` would free the id again).
     async fn delete_account(&self, id: &AccountId) -> StoreResult<()> {
         hooks::bury_account(&self.couch, id).await?;
+        attempts::delete_account(&self.couch, &self.months, id).await?;
         accounts::delete(&self.couch, id).await
     }
 }

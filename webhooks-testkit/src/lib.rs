@@ -20,6 +20,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
 pub mod couchdb;
+pub mod proxy;
 pub mod rabbitmq;
 
 /// What the receiver got.
@@ -53,6 +54,8 @@ pub enum Answer {
     Slow(Duration),
     /// Add `Retry-After: <seconds>` to this path's 429 and 503 answers (with `Sequence`).
     RetryAfter(u64),
+    /// Answer `302 Found` with this `Location`.
+    Redirect(String),
 }
 
 #[derive(Clone)]
@@ -63,6 +66,7 @@ pub struct Receiver {
     hang: Arc<Mutex<Vec<String>>>,
     slow: Arc<Mutex<Vec<(String, Duration)>>>,
     retry_after: Arc<Mutex<HashMap<String, u64>>>,
+    redirect: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Receiver {
@@ -81,6 +85,7 @@ impl Receiver {
             hang: Default::default(),
             slow: Default::default(),
             retry_after: Default::default(),
+            redirect: Default::default(),
         };
         let rc = r.clone();
         tokio::spawn(async move {
@@ -118,6 +123,9 @@ impl Receiver {
             Answer::Slow(wait) => self.slow.lock().unwrap().push((path.into(), wait)),
             Answer::RetryAfter(secs) => {
                 self.retry_after.lock().unwrap().insert(path.into(), secs);
+            }
+            Answer::Redirect(location) => {
+                self.redirect.lock().unwrap().insert(path.into(), location);
             }
         }
     }
@@ -172,7 +180,12 @@ impl Receiver {
                 None => 200,
             }
         };
+        let location = self.redirect.lock().unwrap().get(&path).cloned();
+        let status = if location.is_some() { 302 } else { status };
         let mut response = Response::builder().status(status);
+        if let Some(location) = location {
+            response = response.header("location", location);
+        }
         if status == 429 || status == 503 {
             if let Some(secs) = self.retry_after.lock().unwrap().get(&path) {
                 response = response.header("retry-after", secs.to_string());

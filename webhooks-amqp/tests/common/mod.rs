@@ -63,7 +63,8 @@ pub async fn store_with(hooks: Vec<Value>) -> Arc<EmbeddedStore> {
     store
 }
 
-/// An engine over a fresh in-memory store holding the sample accounts and `hooks`.
+/// An engine over a fresh in-memory store holding the sample accounts and `hooks`, with
+/// loopback (where the tests' receivers listen) allowed past the SSRF guard.
 pub async fn engine(hooks: Vec<Value>, config: EngineConfig) -> (Engine, Arc<EmbeddedStore>) {
     let store = store_with(hooks).await;
     let engine = Engine::start(
@@ -71,6 +72,7 @@ pub async fn engine(hooks: Vec<Value>, config: EngineConfig) -> (Engine, Arc<Emb
         webhooks_modules::kazoo_registry(&[]),
         EngineConfig {
             retry_delay: Duration::from_millis(30),
+            destinations: webhooks_core::destination::DestinationPolicy::loopback_allowed(),
             ..config
         },
     )

@@ -146,6 +146,17 @@ async fn create(state: ApiState, parent: Account, data: Map<String, Value>) -> A
     doc.set("pvt_created", now);
     doc.set("pvt_modified", now);
     let saved = match state.store().save_account(doc).await {
+        // The store refuses an id in use and the id of a deleted account alike (ids are
+        // never reused); which one it was is only for the message.
+        Err(webhooks_core::StoreError::Conflict) if state.store().account(&id).await?.is_none() => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "account_id_retired",
+                json!({"id": {"unique": {
+                    "message": "this id belonged to a deleted account and is not used again",
+                    "cause": id}}}),
+            ))
+        }
         Err(webhooks_core::StoreError::Conflict) => {
             return Err(ApiError::validation(json!({"id": {"unique": {
                 "message": "an account with this id already exists", "cause": id}}})))
@@ -207,11 +218,39 @@ async fn read(State(state): State<ApiState>, auth: Auth, Path(id): Path<String>)
     Ok(Reply::doc(account_view(&doc), doc.rev()))
 }
 
-async fn save_public(state: &ApiState, mut doc: Doc, public: Map<String, Value>) -> ApiResult {
+/// `enabled` in a POST or PATCH body: crossbar keeps it as `pvt_enabled`. Disabling an account
+/// revokes its tokens and its api key (`Auth` and `api_auth` refuse a disabled account); a
+/// token cannot disable its own account, as it cannot delete it.
+fn requested_enabled(
+    auth: &Auth,
+    account: &Account,
+    data: &Map<String, Value>,
+) -> Result<Option<bool>, ApiError> {
+    match data.get("enabled") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(false)) if account.id == auth.account.id => Err(ApiError::forbidden()),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(ApiError::validation(json!({"enabled": {"type": {
+            "message": "Value did not match type(s): boolean", "target": "boolean", "value": v}}}))),
+    }
+}
+
+async fn save_public(
+    state: &ApiState,
+    mut doc: Doc,
+    public: Map<String, Value>,
+    enabled: Option<bool>,
+) -> ApiResult {
     validate_account(state, &public, doc.id()).await?;
     doc.replace_public(public);
+    if let Some(enabled) = enabled {
+        doc.set("pvt_enabled", enabled);
+    }
     doc.touch();
     let saved = state.store().save_account(doc).await?;
+    if let Some(a) = Account::from_doc(&saved) {
+        state.hooks().set_account(&a);
+    }
     Ok(Reply::doc(account_view(&saved), saved.rev()))
 }
 
@@ -222,12 +261,13 @@ async fn replace(
     RequestData(data): RequestData,
 ) -> ApiResult {
     let account = auth.account(&state, &id).await?;
+    let enabled = requested_enabled(&auth, &account, &data)?;
     let doc = load(&state, &account.id).await?;
     let public = data
         .into_iter()
         .filter(|(k, _)| k != "id" && !LEAKED.contains(&k.as_str()))
         .collect();
-    save_public(&state, doc, public).await
+    save_public(&state, doc, public, enabled).await
 }
 
 async fn patch(
@@ -237,13 +277,14 @@ async fn patch(
     RequestData(data): RequestData,
 ) -> ApiResult {
     let account = auth.account(&state, &id).await?;
+    let enabled = requested_enabled(&auth, &account, &data)?;
     let doc = load(&state, &account.id).await?;
     let mut public = doc.public();
     public.extend(
         data.into_iter()
             .filter(|(k, _)| k != "id" && !LEAKED.contains(&k.as_str())),
     );
-    save_public(&state, doc, public).await
+    save_public(&state, doc, public, enabled).await
 }
 
 /// Deleting an account removes its hooks with it. An account with sub-accounts is refused
@@ -295,7 +336,7 @@ async fn tree_listing(
     pick: impl Fn(&Account, &AccountId) -> bool,
     item: fn(&Account, &[Account]) -> Value,
 ) -> ApiResult {
-    let params = list_params(&q)?;
+    let params = list_params(&state, &q)?;
     let account = auth.account(&state, &id).await?;
     let docs = state.store().accounts().await?;
     let all: Vec<Account> = docs.iter().filter_map(Account::from_doc).collect();
@@ -311,7 +352,7 @@ async fn tree_listing(
     if descending {
         items.reverse();
     }
-    paginate(items, &params, state.config().default_page_size, descending)
+    paginate(items, &params, state.config(), descending)
 }
 
 async fn children(

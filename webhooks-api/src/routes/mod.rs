@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::envelope::{ApiError, ApiResult, Reply};
 use crate::query::ListParams;
+use crate::{ApiConfig, ApiState};
 
 /// Unknown routes: a crossbar 404.
 pub async fn not_found() -> ApiError {
@@ -24,8 +25,24 @@ pub async fn health() -> Reply {
 /// Query pairs of a listing; unknown keys are kept for the filters and otherwise ignored.
 pub type Pairs = Query<Vec<(String, String)>>;
 
-pub fn list_params(q: &Pairs) -> Result<ListParams, ApiError> {
-    ListParams::parse(&q.0)
+/// The listing's parameters, with `page_size` held to `ApiConfig::max_page_size` (crossbar
+/// sets no maximum: any page it is asked for is read whole into memory).
+pub fn list_params(state: &ApiState, q: &Pairs) -> Result<ListParams, ApiError> {
+    let params = ListParams::parse(&q.0)?;
+    let max = state.config().max_page_size;
+    match params.page_size {
+        Some(n) if n > max => Err(ApiError::validation(json!({"page_size": {"maximum": {
+            "message": format!("Value must be at most {max}"), "target": max, "value": n}}}))),
+        _ => Ok(params),
+    }
+}
+
+/// A `paginate=false` listing with more than `max` items: refused, rather than cut short
+/// silently (a client that asked for everything would take a part for the whole).
+pub fn too_many_unpaginated(max: usize) -> ApiError {
+    ApiError::validation(json!({"paginate": {"maximum": {
+        "message": format!("more than {max} items: page through them with page_size and start_key"),
+        "target": max}}}))
 }
 
 /// Pages a listing already sorted in the requested direction. `key` gives each item's sort key
@@ -34,7 +51,7 @@ pub fn list_params(q: &Pairs) -> Result<ListParams, ApiError> {
 pub fn paginate(
     items: Vec<(String, serde_json::Value)>,
     params: &ListParams,
-    default_page_size: usize,
+    config: &ApiConfig,
     descending: bool,
 ) -> ApiResult {
     let start = params.start_key.clone();
@@ -44,9 +61,18 @@ pub fn paginate(
         Some(s) => k.as_str() >= s.as_str(),
     });
     if !params.paginate {
-        return Ok(Reply::list(iter.map(|(_, v)| v).collect()));
+        let max = config.max_page_size;
+        let all: Vec<serde_json::Value> =
+            iter.take(max.saturating_add(1)).map(|(_, v)| v).collect();
+        if all.len() > max {
+            return Err(too_many_unpaginated(max));
+        }
+        return Ok(Reply::list(all));
     }
-    let size = params.page_size.unwrap_or(default_page_size);
+    let size = params
+        .page_size
+        .unwrap_or(config.default_page_size)
+        .min(config.max_page_size);
     let mut page: Vec<(String, serde_json::Value)> = iter.take(size + 1).collect();
     let next = (page.len() > size)
         .then(|| page.pop().map(|(k, _)| json!(k)))

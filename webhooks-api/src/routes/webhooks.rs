@@ -59,7 +59,7 @@ const ADMIN_ONLY_NOTIFICATIONS: &[&str] = &["system_alert", "webhook_disabled"];
 /// `GET /v2/webhooks`: the catalogue of hook types, from the registered modules' metadata,
 /// sorted by name, descending unless `ascending=true`. Public.
 async fn catalogue(State(state): State<ApiState>, parts: Parts, q: Pairs) -> ApiResult {
-    let params = list_params(&q)?;
+    let params = list_params(&state, &q)?;
     // Who asks only decides what is shown, so a token that does not hold is a public caller.
     let is_admin = match request_token(&parts) {
         Some(token) => Auth::from_token(&state, token)
@@ -104,7 +104,7 @@ fn sample_list(state: &ApiState) -> Reply {
 }
 
 fn sample_items(state: &ApiState, sample_id: &str, q: &Pairs) -> ApiResult {
-    let params = list_params(q)?;
+    let params = list_params(state, q)?;
     let samples = state.registry().samples(sample_id).ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
@@ -183,7 +183,7 @@ async fn summary(
     Path(account_id): Path<String>,
     q: Pairs,
 ) -> ApiResult {
-    let params = list_params(&q)?;
+    let params = list_params(&state, &q)?;
     let account = auth.account(&state, &account_id).await?;
     let descending = params.descending.unwrap_or(true);
     let mut items: Vec<(String, Value)> = state
@@ -199,13 +199,14 @@ async fn summary(
     if descending {
         items.reverse();
     }
-    paginate(items, &params, state.config().default_page_size, descending)
+    paginate(items, &params, state.config(), descending)
 }
 
 fn rules(state: &ApiState) -> WebhookRules<'_> {
     WebhookRules {
         registry: state.registry(),
         blacklist: &state.config().uri_blacklist,
+        destinations: &state.config().destinations,
     }
 }
 
@@ -229,6 +230,41 @@ fn client_id(data: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// `custom_data` is merged into every payload the hook sends, so its size is capped
+/// (`ApiConfig::max_custom_data_bytes`, as JSON).
+fn check_custom_data(state: &ApiState, public: &Map<String, Value>) -> Result<(), ApiError> {
+    let max = state.config().max_custom_data_bytes;
+    let size = public
+        .get("custom_data")
+        .map_or(0, |v| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len()));
+    if size > max {
+        return Err(ApiError::validation(json!({"custom_data": {"maxSize": {
+            "message": format!("custom_data must not be more than {max} bytes of JSON"),
+            "target": max, "value": size}}})));
+    }
+    Ok(())
+}
+
+/// An account holds at most `ApiConfig::max_hooks_per_account` webhooks (soft-deleted ones
+/// not counted). Two creates racing at the limit may both pass: the cap bounds the table,
+/// it is not a billing count.
+async fn check_hook_count(state: &ApiState, account: &Account) -> Result<(), ApiError> {
+    let max = state.config().max_hooks_per_account;
+    let count = state
+        .store()
+        .hooks_of_account(&account.id)
+        .await?
+        .iter()
+        .filter(|d| d.pvt_type() == Some("webhook"))
+        .count();
+    if count >= max {
+        return Err(ApiError::validation(json!({"webhooks": {"maxItems": {
+            "message": format!("an account may have at most {max} webhooks"),
+            "target": max}}})));
+    }
+    Ok(())
+}
+
 async fn create(
     State(state): State<ApiState>,
     auth: Auth,
@@ -238,6 +274,8 @@ async fn create(
     let account = auth.account(&state, &account_id).await?;
     let id = client_id(&data)?.unwrap_or_else(new_doc_id);
     let public = validate_webhook(data, &rules(&state))?;
+    check_custom_data(&state, &public)?;
+    check_hook_count(&state, &account).await?;
     let now = webhooks_core::time::now_gregorian();
     let mut doc = Doc::from(public);
     doc.set("_id", id.as_str());
@@ -308,6 +346,7 @@ async fn replace(
     let account = auth.account(&state, &account_id).await?;
     let doc = load_hook(&state, &account, &hook_id).await?;
     let public = validate_webhook(data, &rules(&state))?;
+    check_custom_data(&state, &public)?;
     save_public(&state, doc, public).await
 }
 
@@ -322,6 +361,7 @@ async fn update(
     let mut merged = doc.public();
     merged.extend(data);
     let public = validate_webhook(merged, &rules(&state))?;
+    check_custom_data(&state, &public)?;
     save_public(&state, doc, public).await
 }
 
@@ -344,7 +384,7 @@ async fn delete(
 }
 
 async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pairs) -> ApiResult {
-    let params = list_params(&q)?;
+    let params = list_params(&state, &q)?;
     let max = state.config().max_range_secs;
     let to = params
         .created_to
@@ -366,10 +406,15 @@ async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pa
     // The store's cursor travels to the client and back as text, untouched: only the store
     // can read it, and it refuses one it did not make (a 400 on `start_key`).
     let start = params.start_key.as_deref().map(AttemptCursor::new);
+    let max = state.config().max_page_size;
     let limit = if params.paginate {
-        params.page_size.unwrap_or(state.config().default_page_size)
+        params
+            .page_size
+            .unwrap_or(state.config().default_page_size)
+            .min(max)
     } else {
-        usize::MAX
+        // One more than may be answered, to tell "exactly max" from "too many".
+        max.saturating_add(1)
     };
     let page = state
         .store()
@@ -383,6 +428,9 @@ async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pa
             start,
         })
         .await?;
+    if !params.paginate && page.attempts.len() > max {
+        return Err(super::too_many_unpaginated(max));
+    }
     let items: Vec<Value> = page
         .attempts
         .iter()

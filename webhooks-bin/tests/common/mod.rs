@@ -41,6 +41,9 @@ impl Daemon {
             .arg("--data-dir")
             .arg(dir)
             .args(extra)
+            // The tests' receivers listen on loopback, which the SSRF guard refuses by default;
+            // a test of the guard gives `--allowed-destinations` itself, which wins.
+            .env("WEBHOOKS_ALLOWED_DESTINATIONS", "127.0.0.0/8,::1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -341,4 +344,96 @@ impl Kazoo {
             .unwrap();
         assert!(confirm.is_ack());
     }
+}
+
+/// What a daemon started with [`Daemon::start_logging`] wrote to stderr, line by line.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Logs {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The first line that satisfies `pred`, waiting for it up to `patience`.
+    pub async fn wait_for(
+        &self,
+        patience: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let until = std::time::Instant::now() + patience;
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| pred(l)) {
+                return Some(line);
+            }
+            if std::time::Instant::now() > until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts a daemon on a fresh data directory with extra flags and `RUST_LOG=rust_log`,
+    /// keeping every line it logs.
+    pub fn start_logging(extra: &[&str], rust_log: &str) -> (Daemon, Logs) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooksd"));
+        cmd.args(["--listen", "127.0.0.1:0", "--master-api-key", MASTER_KEY])
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .args(extra)
+            .env("WEBHOOKS_ALLOWED_DESTINATIONS", "127.0.0.0/8,::1")
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn webhooksd");
+        let logs = Logs::default();
+        let stderr = child.stderr.take().expect("stderr");
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.0.lock().unwrap().push(line);
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("webhooksd exited before listening")
+                .expect("read stdout");
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break format!("http://{addr}");
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let daemon = Daemon {
+            child,
+            base,
+            data_dir: tmp.path().to_path_buf(),
+            _tmp: Some(tmp),
+        };
+        (daemon, logs)
+    }
+
+    /// `GET /metrics`: the text, after checking the status and content type.
+    pub async fn metrics(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status(), 200);
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.contains("text"), "content type {content_type}");
+        resp.text().await.expect("metrics body")
+    }
+}
+
+/// The value of one series (`name{labels}` exactly as exposed, or a bare name) in a
+/// Prometheus text exposition; `None` when it is absent.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.split(' ').next().unwrap().parse().expect("a number"))
 }

@@ -1,6 +1,7 @@
 //! A real local HTTP receiver and an engine over an in-memory store, for delivery tests.
 
-#![allow(dead_code)]
+// Each test file uses a part of these helpers.
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,8 @@ pub struct Setup {
 }
 
 /// An engine over a fresh in-memory store holding the sample accounts, `settings` as the
-/// `webhooks` system config, and `hooks`.
+/// `webhooks` system config, and `hooks`. Loopback, where the tests' receivers listen, is
+/// allowed past the SSRF guard (`tests/guard.rs` tests the guard itself).
 pub async fn engine(hooks: Vec<Value>, settings: Value, config: EngineConfig) -> Setup {
     let store = store_with(hooks, settings).await;
     let registry = webhooks_modules::kazoo_registry(&[]);
@@ -42,6 +44,7 @@ pub async fn engine(hooks: Vec<Value>, settings: Value, config: EngineConfig) ->
         EngineConfig {
             retry_delay: Duration::from_millis(30),
             cluster_id: Some("cluster-1".into()),
+            destinations: webhooks_core::destination::DestinationPolicy::loopback_allowed(),
             ..config
         },
     )

@@ -6,7 +6,7 @@ use serde_json::json;
 use webhooks_core::store::StoreError;
 use webhooks_core::{AccountId, Doc, Store};
 
-use super::fixtures::{account_id, doc, generation, hook_doc, is_conflict};
+use super::fixtures::{account_id, attempt, doc, generation, hook_doc, is_conflict, ns, query};
 
 // ---- revisions -------------------------------------------------------------------------------
 
@@ -229,6 +229,40 @@ pub async fn delete_account_removes_its_hooks_and_config_but_not_others<S: Store
         .await
         .unwrap()
         .is_some());
+}
+
+pub async fn delete_account_removes_its_attempts_and_its_id_is_never_reused<S: Store>(store: S) {
+    let (a, b) = (account_id(1), account_id(2));
+    let now = webhooks_core::time::now_gregorian();
+    for id in [&a, &b] {
+        store
+            .save_account(doc(json!({"_id": id.as_str()})))
+            .await
+            .unwrap();
+    }
+    let batch: Vec<Doc> = (0..3)
+        .map(|n| attempt(&a, "a1", now - n as i64, n))
+        .chain([attempt(&b, "b1", now, 9)])
+        .collect();
+    store.save_attempts(batch.into()).await.unwrap();
+
+    store.delete_account(&a).await.unwrap();
+
+    let left = store.attempts(query(&a)).await.unwrap();
+    assert!(left.attempts.is_empty(), "{:?}", left.attempts);
+    assert_eq!(ns(&store.attempts(query(&b)).await.unwrap().attempts), [9]);
+    // Whoever creates an account under the deleted id gets a conflict, not its leftovers.
+    assert!(is_conflict(
+        store
+            .save_account(doc(json!({"_id": a.as_str(), "name": "squatter"})))
+            .await
+    ));
+    assert_eq!(store.account(&a).await.unwrap(), None);
+    // Other ids are unaffected.
+    assert!(store
+        .save_account(doc(json!({"_id": account_id(3).as_str()})))
+        .await
+        .is_ok());
 }
 
 pub async fn delete_of_missing_account_is_not_found_but_still_removes_orphan_hooks<S: Store>(

@@ -26,6 +26,10 @@ pub(super) async fn save(couch: &Couch, doc: Doc) -> Result<Doc, StoreError> {
     let id = doc.id().unwrap_or_default();
     let account = AccountId::parse(id)
         .map_err(|e| StoreError::Backend(format!("an account id must be 32 hex: {e}")))?;
+    if doc.rev().is_none() && was_deleted(couch, &account).await? {
+        // A deleted account's id is never used again (CouchDB would revive the document).
+        return Err(StoreError::Conflict);
+    }
     let saved = save_in_account_db(couch, &account, doc).await?;
     copy_to_accounts(couch, &saved).await?;
     Ok(saved)
@@ -66,6 +70,26 @@ async fn copy_to_accounts(couch: &Couch, saved: &Doc) -> Result<(), StoreError> 
     Err(StoreError::Backend(format!(
         "the copy of account {id} in {ACCOUNTS} kept changing"
     )))
+}
+
+/// Whether the account's copy in `accounts` was deleted: CouchDB keeps a deleted document's
+/// tombstone, and `_all_docs` by key lists it with `deleted: true` (a never-written id is an
+/// `error` row instead). A plain GET cannot tell them apart on every server: PouchDB answers
+/// `missing` for both.
+async fn was_deleted(couch: &Couch, account: &AccountId) -> Result<bool, StoreError> {
+    let path = format!("{}/_all_docs", couch.db_path(ACCOUNTS));
+    let req = couch
+        .req(reqwest::Method::POST, &path)
+        .json(&json!({"keys": [account.as_str()]}));
+    match couch.send(req).await? {
+        (200, body) => Ok(body["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|row| row["value"]["deleted"] == true)),
+        (404, _) => Ok(false),
+        (status, body) => Err(super::client::answer(status, &body, &path)),
+    }
 }
 
 pub(super) async fn get(couch: &Couch, account: &AccountId) -> Result<Option<Doc>, StoreError> {

@@ -326,6 +326,21 @@ pub(super) async fn prune(couch: &Couch, months: &Months, before: i64) -> Result
     Ok(pruned)
 }
 
+/// Deletes every attempt of an account (the account is being deleted): each of its months
+/// is emptied as pruning empties one, and leaves the registry.
+pub(super) async fn delete_account(
+    couch: &Couch,
+    months: &Months,
+    account: &AccountId,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for month in months.of_account(couch, account).await? {
+        deleted += prune_month(couch, &modb(account, month)).await?;
+        months.remove(couch, account, month).await?;
+    }
+    Ok(deleted)
+}
+
 /// Empties a whole month: drops the MODB if it holds only attempts, else deletes them.
 async fn prune_month(couch: &Couch, db: &str) -> Result<u64, StoreError> {
     let attempts = count(couch, db).await?;

@@ -196,6 +196,18 @@ pub(super) fn prune(tx: &Transaction<'_>, before: i64) -> Result<u64, Fault> {
     Ok(removed as u64)
 }
 
+/// Deletes every attempt of an account (the account is being deleted).
+pub(super) fn delete_account(
+    tx: &Transaction<'_>,
+    account: &webhooks_core::AccountId,
+) -> Result<u64, Fault> {
+    let removed = tx.execute(
+        "DELETE FROM attempts WHERE account_id = ?1",
+        [account.as_str()],
+    )?;
+    Ok(removed as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,17 @@ use super::{changes, decode, Fault};
 
 pub(super) fn save_account(tx: &Transaction<'_>, doc: Doc) -> Result<Doc, Fault> {
     let id = doc_id(&doc)?.unwrap_or_else(new_doc_id);
+    let buried: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM account_tombstones WHERE id = ?1",
+            [&id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if buried.is_some() {
+        // A deleted account's id is never used again.
+        return Err(StoreError::Conflict.into());
+    }
     let (doc, rev, json) = revise(
         tx,
         "SELECT rev FROM accounts WHERE id = ?1",
@@ -60,8 +71,9 @@ pub(super) fn account_by_api_key(conn: &Connection, key: &str) -> Result<Option<
     )
 }
 
-/// Removes the account, its hooks and its config documents. Attempts stay: they are history,
-/// and pruning ages them out like any other.
+/// Removes the account, its hooks, its config documents and its attempts, and buries its id
+/// (`account_tombstones`): the id is never accepted for a new account, so nobody re-creating
+/// it could read what the deleted account left.
 ///
 /// The hooks are removed even when the account row is missing (the result is then
 /// [`StoreError::NotFound`]): a hook whose account is gone must never fire again, whatever
@@ -78,6 +90,11 @@ pub(super) fn delete_account(tx: &Transaction<'_>, id: &AccountId) -> Result<boo
     changes::bury(tx, &hooks)?;
     tx.execute(
         "DELETE FROM account_config WHERE account_id = ?1",
+        [id.as_str()],
+    )?;
+    super::attempts::delete_account(tx, id)?;
+    tx.execute(
+        "INSERT OR IGNORE INTO account_tombstones (id) VALUES (?1)",
         [id.as_str()],
     )?;
     Ok(removed > 0)

@@ -96,6 +96,13 @@ CREATE TABLE auth_keys (
     pem BLOB NOT NULL
 );
 "#,
+    // 4: ids of deleted accounts, never handed out again: a client may choose an account's id
+    // on create, and a re-created id would inherit whatever still names it (tokens, logs).
+    r#"
+CREATE TABLE account_tombstones (
+    id TEXT PRIMARY KEY NOT NULL
+);
+"#,
 ];
 
 /// Sets the per-connection pragmas. `file_backed` is false for in-memory databases, which have
