@@ -57,6 +57,9 @@ pub struct Load {
     pub in_flight: usize,
     pub waiting_retries: usize,
     pub attempts_pending: usize,
+    /// Destinations with requests out and none answered for `stall_after` (as of the
+    /// router's last check, a few times a `stall_after`).
+    pub destinations_stalled: usize,
 }
 
 /// The delivery engine. Cheap to clone; every clone drives the same tasks. When the last clone
@@ -263,6 +266,7 @@ impl Engine {
             in_flight,
             waiting_retries,
             attempts_pending: self.attempts_pending.get(),
+            destinations_stalled: self.router_load.stalled(),
         }
     }
 

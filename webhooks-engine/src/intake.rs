@@ -34,6 +34,9 @@ pub(crate) struct Job {
     pub(crate) journal_id: Option<u64>,
     /// Not to be sent before this (a retry, or a delivery resumed after a restart).
     pub(crate) due: Option<Instant>,
+    /// Since when this try could have been sent: when the event was accepted, or when the
+    /// retry (or resumed delivery) fell due. Its delivery latency is measured from here.
+    pub(crate) since: Instant,
     /// Its part of the event's hold, when a transport holds the event until it settles.
     pub(crate) hold: Option<HoldShare>,
 }
@@ -175,6 +178,7 @@ impl Intake {
         let name = event.required_str("Event-Name")?;
         let snap = self.hooks.snapshot();
         let cluster_id = self.cluster_id.as_deref();
+        let accepted = Instant::now();
         // Only an event that reaches a hook pays for hashing it (most reach none).
         let mut key = None;
         let mut jobs = Vec::new();
@@ -198,6 +202,7 @@ impl Intake {
                                 from_table,
                                 journal_id: None,
                                 due: None,
+                                since: accepted,
                                 hold: None,
                             });
                         }

@@ -59,13 +59,9 @@ impl TryRecorder {
         let tries_left_before = d.tries_left();
         d.tries += 1;
         let now = webhooks_core::time::now_unix();
-        if let Some(due) = job.due {
-            // Only a retry or a resumed delivery carries the time it was due from; a first try
-            // does not say when it was accepted, so it is not measured.
-            self.stats
-                .delivery_latency
-                .observe(Instant::now().saturating_duration_since(due));
-        }
+        self.stats
+            .delivery_latency
+            .observe(Instant::now().saturating_duration_since(job.since));
         if outcome.is_success() {
             inc(&self.stats.deliveries_succeeded);
             self.stats
@@ -92,7 +88,8 @@ impl TryRecorder {
             let delay = self.retry_delay(&job, &outcome);
             if !self.stop.is_cancelled() {
                 inc(&self.stats.retries_scheduled);
-                job.due = Some(Instant::now() + delay);
+                let due = Instant::now() + delay;
+                (job.due, job.since) = (Some(due), due);
                 self.note(&job, JournalNote::RetryIn(delay));
                 // Settled for whoever holds the event: the journal has the retry now.
                 job.hold = None;

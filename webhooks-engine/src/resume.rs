@@ -76,6 +76,7 @@ fn job_of(p: PendingDelivery, hook: Arc<Hook>) -> Job {
         from_table: true,
         journal_id: Some(p.id),
         due: Some(due),
+        since: due,
         hold: None,
     }
 }

@@ -89,6 +89,8 @@ pub(crate) struct RouterLoad {
     queued: AtomicUsize,
     in_flight: AtomicUsize,
     waiting_retries: AtomicUsize,
+    /// Destinations stalled at the last stall check (requests out, none answered lately).
+    stalled: AtomicUsize,
 }
 
 impl RouterLoad {
@@ -99,6 +101,11 @@ impl RouterLoad {
             self.in_flight.load(Ordering::Relaxed),
             self.waiting_retries.load(Ordering::Relaxed),
         )
+    }
+
+    /// Destinations stalled at the last stall check.
+    pub(crate) fn stalled(&self) -> usize {
+        self.stalled.load(Ordering::Relaxed)
     }
 }
 
@@ -239,7 +246,7 @@ impl Router {
                 _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() && !self.stopping => {
                     self.release_due();
                 }
-                _ = stall_check.tick(), if !self.backed_up.is_empty() => self.shed_stalled(),
+                _ = stall_check.tick() => self.check_stalls(),
                 // The intake never closes under a running router (the engine's parts hold it):
                 // what ends the router is `stop`, also cancelled when the last `Engine` drops.
                 Some(job) = self.intake.recv(), if accepting => self.enqueue(job),
@@ -366,6 +373,22 @@ impl Router {
     }
 
     /// Backed-up lanes that stopped answering give up their overflow, so intake can resume.
+    /// Counts the stalled destinations (for `Engine::load`) and sheds the overflow of those
+    /// backed up. A scan of the lanes, one per destination with work, a few times a
+    /// `stall_after`.
+    fn check_stalls(&mut self) {
+        let (now, after) = (Instant::now(), self.config.stall_after);
+        let stalled = self
+            .lanes
+            .values()
+            .filter(|l| l.stalled(now, after))
+            .count();
+        self.load.stalled.store(stalled, Ordering::Relaxed);
+        if !self.backed_up.is_empty() {
+            self.shed_stalled();
+        }
+    }
+
     fn shed_stalled(&mut self) {
         let now = Instant::now();
         let backlog = self.config.destination_backlog;

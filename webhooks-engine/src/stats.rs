@@ -193,9 +193,9 @@ pub struct HistogramSnapshot {
 /// The engine's latency histograms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latencies {
-    /// From the moment a try was due to its outcome being recorded: the wait for a slot plus
-    /// the HTTP exchange. Only tries with a due time are measured (retries, and deliveries
-    /// resumed after a restart): the recorder does not learn when a first try was accepted.
+    /// From the moment a try could be sent (its event accepted, or its retry or resumed
+    /// delivery due) to its outcome being recorded: the wait for a slot or a rate limit plus
+    /// the HTTP exchange.
     pub delivery: HistogramSnapshot,
     /// Writing one batch of attempt documents to the store.
     pub attempt_write: HistogramSnapshot,

@@ -766,3 +766,34 @@ async fn reseller_hooks_get_descendants_events_and_siblings_do_not() {
     settle(&s.engine).await;
     assert!(rx.received_at("/plain").is_empty() && rx.received_at("/sibling").is_empty());
 }
+
+/// `Engine::load` counts a destination that holds requests without answering as stalled
+/// (`webhooks_destinations_stalled`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_stops_answering_is_counted_stalled() {
+    let rx = Receiver::start().await;
+    rx.answer("/hang", Answer::Hang);
+    let hooks = vec![hook(
+        "h",
+        ACCOUNT,
+        "channel_create",
+        &rx.url("/hang"),
+        json!({}),
+    )];
+    let config = EngineConfig {
+        stall_after: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let s = engine(hooks, json!({"request_timeout_ms": 1500}), config).await;
+    let e = &webhooks_modules::sample_events("channel_create").unwrap()[0];
+    s.engine.publish(event(e)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.engine.load().destinations_stalled == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never counted stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.engine.shutdown(Duration::from_millis(100)).await;
+}

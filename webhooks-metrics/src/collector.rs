@@ -171,6 +171,11 @@ impl Collector for EngineCollector {
             ],
         )?;
         out.gauge(
+            "webhooks_destinations_stalled",
+            "Destinations with requests out and none answered for the stall time (2 s).",
+            gauge_value(load.destinations_stalled),
+        )?;
+        out.gauge(
             "webhooks_attempts_pending",
             "Attempt documents queued or being written.",
             gauge_value(load.attempts_pending),
@@ -196,7 +201,7 @@ impl Collector for EngineCollector {
         let latencies = self.engine.latencies();
         out.seconds(
             "webhooks_delivery_latency",
-            "From the moment a try was due to its outcome (the wait for a slot and the HTTP exchange); measured for retries and resumed deliveries, whose due time the engine knows.",
+            "From the moment a try could be sent (its event accepted, or its retry due) to its outcome: the wait for a slot or a rate limit, and the HTTP exchange.",
             &latencies.delivery,
         )?;
         out.seconds(
