@@ -36,31 +36,10 @@ impl Daemon {
 
     /// Starts a daemon on `dir` (kept by the caller, for restart tests) with extra flags.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooksd"));
-        cmd.args(["--listen", "127.0.0.1:0", "--master-api-key", MASTER_KEY])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(extra)
-            // The tests' receivers listen on loopback, which the SSRF guard refuses by default;
-            // a test of the guard gives `--allowed-destinations` itself, which wins.
-            .env("WEBHOOKS_ALLOWED_DESTINATIONS", "127.0.0.0/8,::1")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut cmd = daemon_command(dir, extra);
+        cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn webhooksd");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("webhooksd exited before listening")
-                .expect("read stdout");
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                break format!("http://{addr}");
-            }
-        };
-        // Keep draining stdout so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let base = wait_until_listening(&mut child);
         Daemon {
             child,
             base,
@@ -379,15 +358,8 @@ impl Daemon {
     /// keeping every line it logs.
     pub fn start_logging(extra: &[&str], rust_log: &str) -> (Daemon, Logs) {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooksd"));
-        cmd.args(["--listen", "127.0.0.1:0", "--master-api-key", MASTER_KEY])
-            .arg("--data-dir")
-            .arg(tmp.path())
-            .args(extra)
-            .env("WEBHOOKS_ALLOWED_DESTINATIONS", "127.0.0.0/8,::1")
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = daemon_command(tmp.path(), extra);
+        cmd.env("RUST_LOG", rust_log).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn webhooksd");
         let logs = Logs::default();
         let stderr = child.stderr.take().expect("stderr");
@@ -397,17 +369,7 @@ impl Daemon {
                 kept.0.lock().unwrap().push(line);
             }
         });
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("webhooksd exited before listening")
-                .expect("read stdout");
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                break format!("http://{addr}");
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let base = wait_until_listening(&mut child);
         let daemon = Daemon {
             child,
             base,
@@ -436,4 +398,35 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map(|v| v.split(' ').next().unwrap().parse().expect("a number"))
+}
+
+/// `webhooksd` on `dir` with the tests' master key, a free port, stdout piped, and `extra`.
+fn daemon_command(dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhooksd"));
+    cmd.args(["--listen", "127.0.0.1:0", "--master-api-key", MASTER_KEY])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        // The tests' receivers listen on loopback, which the SSRF guard refuses by default; a
+        // test of the guard gives `--allowed-destinations` itself, which wins.
+        .env("WEBHOOKS_ALLOWED_DESTINATIONS", "127.0.0.0/8,::1")
+        .stdout(Stdio::piped());
+    cmd
+}
+
+/// Reads the daemon's stdout up to `listening on <addr>` and returns its base url; stdout is
+/// then drained on a thread so the daemon never blocks on a full pipe.
+fn wait_until_listening(child: &mut std::process::Child) -> String {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("webhooksd exited before listening")
+            .expect("read stdout");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break format!("http://{addr}");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    base
 }
