@@ -189,6 +189,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/events", axum::routing::post(routes::events::publish))
         .merge(routes::accounts::routes())
         .merge(routes::webhooks::routes())
+        .merge(routes::secrets::routes())
         .route("/v2/health", get(routes::health))
         .fallback(routes::not_found)
         .with_state(state)

@@ -76,7 +76,28 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Builds the delivery of a dispatch, or `None` when the hook's modifiers filter it out.
+    /// The request of a try sent at `now` (unix seconds) by a hook that signs: the request as
+    /// built plus `webhook-timestamp` and `webhook-signature` (`signature.rs`). `None` for a
+    /// hook without a secret, whose request is sent as built, exactly as KAZOO sends it.
+    /// Signed per try, not once per delivery: a retry hours later carries a fresh timestamp.
+    pub fn signed_request(&self, now: i64) -> Option<HttpRequest> {
+        let signing = self.hook.signing.as_ref()?;
+        let mut request = (*self.request).clone();
+        let signature = crate::signature::signature_header(
+            signing.secrets_at(now),
+            &self.webhook_id,
+            now,
+            request.body.as_bytes(),
+        );
+        request
+            .headers
+            .push(("webhook-timestamp".into(), now.to_string()));
+        request
+            .headers
+            .push(("webhook-signature".into(), signature));
+        Some(request)
+    }
+
     /// Builds the delivery of a dispatch, or `None` when the hook's modifiers filter it out.
     /// `event_key` identifies the event ([`event_key`]).
     pub fn from_dispatch(
@@ -329,6 +350,7 @@ mod tests {
             modifiers: None,
             retry_schedule: Default::default(),
             rate_limit: None,
+            signing: None,
         }
     }
 

@@ -109,6 +109,8 @@ pub struct Hook {
     /// `rate_limit`: requests per second at most to this hook (ours; KAZOO ignores the field).
     /// Deliveries over it wait; they are neither dropped nor counted as failures.
     pub rate_limit: Option<std::num::NonZeroU32>,
+    /// Its Standard Webhooks secrets (private fields; `None`: sent unsigned, as KAZOO sends).
+    pub signing: Option<crate::signature::Signing>,
 }
 
 impl Hook {
@@ -154,6 +156,7 @@ impl Hook {
                 .i64("rate_limit")
                 .and_then(|n| u32::try_from(n).ok())
                 .and_then(std::num::NonZeroU32::new),
+            signing: crate::signature::Signing::from_doc(doc),
         })
     }
 

@@ -17,6 +17,7 @@
 //!   (KAZOO's own databases) implement it; both run one contract suite.
 //! - [`destination::DestinationPolicy`]: where deliveries may go (the SSRF guard's policy),
 //!   checked when a hook is saved and, by the engine, on every delivery.
+//! - [`signature`]: Standard Webhooks signatures of a hook's tries, and their verification.
 
 pub mod account;
 pub mod config;
@@ -35,6 +36,7 @@ pub mod pending;
 pub mod reenable;
 pub mod registry;
 pub mod retry;
+pub mod signature;
 pub mod store;
 pub mod table;
 mod tag;

@@ -47,9 +47,10 @@ pub struct WebhookRules<'a> {
     pub destinations: &'a DestinationPolicy,
 }
 
-/// Fields the server owns or injects that a client may echo back; they are dropped, never
-/// stored as public fields (KAZOO stores an echoed `disable_reason`: its bug §16.21).
-const IGNORED_INPUT_FIELDS: &[&str] = &["id", "disable_reason", "_read_only"];
+/// Fields the server owns or injects that a client may echo back (`signed` marks a hook with
+/// a secret); they are dropped, never stored as public fields (KAZOO stores an echoed
+/// `disable_reason`: its bug §16.21).
+const IGNORED_INPUT_FIELDS: &[&str] = &["id", "disable_reason", "_read_only", "signed"];
 
 /// Validates the public fields of a webhook as crossbar does on create, replace and patch.
 /// Returns the fields to store: coerced, with schema defaults applied, unknown fields kept.

@@ -132,13 +132,17 @@ struct SendContext {
 
 impl SendContext {
     /// Waits for the rate limits that apply (the wait is no failure and holds only this
-    /// destination's slot), then sends.
+    /// destination's slot), then sends, signed if the hook signs.
     async fn send_when_allowed(&self, job: &Job, lane: &Arc<str>) -> Outcome {
         let hook = &job.delivery.hook;
         if self.limits.applies(hook) {
             self.limits.until_ready(lane, hook).await;
         }
-        self.sender.send(&job.delivery.request).await
+        // Signed as it leaves, after any wait, so the timestamp is the send's.
+        match job.delivery.signed_request(webhooks_core::time::now_unix()) {
+            Some(signed) => self.sender.send(&signed).await,
+            None => self.sender.send(&job.delivery.request).await,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api_auth;
 pub mod events;
+pub mod secrets;
 pub mod webhooks;
 
 use axum::extract::Query;

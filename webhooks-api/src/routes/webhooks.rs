@@ -7,6 +7,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 use webhooks_core::ids::new_doc_id;
 use webhooks_core::reenable::reenable_tree;
+use webhooks_core::signature::SecretChange;
 use webhooks_core::store::{AttemptCursor, AttemptQuery};
 use webhooks_core::validate::{validate_webhook, WebhookRules};
 use webhooks_core::{Account, Doc};
@@ -150,12 +151,28 @@ async fn account_samples(
 
 /// A webhook as the API shows it: public fields, `id`, and `disable_reason` when the disabler
 /// switched it off.
-fn hook_view(doc: &Doc) -> Map<String, Value> {
+pub(super) fn hook_view(doc: &Doc) -> Map<String, Value> {
     let mut v = doc.to_api();
     if let Some(reason) = doc.get("pvt_disabled_message") {
         v.insert("disable_reason".into(), reason.clone());
     }
+    // Only that the hook signs (an unsigned hook looks as KAZOO shows it): the secret itself
+    // is served by `GET .../secret` alone.
+    if doc.get("pvt_signing_secret").is_some() {
+        v.insert("signed".into(), Value::Bool(true));
+    }
     v
+}
+
+/// Takes `secret` out of a request's data (it is never a public field) and reads what it
+/// asks for: a validation error in crossbar's shape when it is not one of its three forms.
+fn take_secret(data: &mut Map<String, Value>) -> Result<Option<SecretChange>, ApiError> {
+    let Some(value) = data.remove("secret") else {
+        return Ok(None);
+    };
+    SecretChange::from_value(&value).map(Some).map_err(|e| {
+        ApiError::validation(json!({"secret": {"invalid": {"message": e.to_string()}}}))
+    })
 }
 
 /// The summary item of a listing (KAZOO's `crossbar_listing` view value).
@@ -272,6 +289,8 @@ async fn create(
     RequestData(data): RequestData,
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
+    let mut data = data;
+    let secret = take_secret(&mut data)?;
     let id = client_id(&data)?.unwrap_or_else(new_doc_id);
     let public = validate_webhook(data, &rules(&state))?;
     check_custom_data(&state, &public)?;
@@ -286,6 +305,9 @@ async fn create(
     doc.set("pvt_created", now);
     doc.set("pvt_modified", now);
     doc.set("pvt_auth_account_id", auth.account.id.as_str());
+    if let Some(change) = secret {
+        change.apply(&mut doc);
+    }
     let saved = match state.store().save_hook(doc).await {
         Err(webhooks_core::StoreError::Conflict) => {
             return Err(ApiError::validation(json!({"id": {"unique": {
@@ -303,7 +325,11 @@ async fn create(
 
 /// Loads a webhook of `account`: missing, soft-deleted, not a webhook, or owned by another
 /// account are all the same 404 (KAZOO serves other accounts' hooks here: bug §16.14).
-async fn load_hook(state: &ApiState, account: &Account, hook_id: &str) -> Result<Doc, ApiError> {
+pub(super) async fn load_hook(
+    state: &ApiState,
+    account: &Account,
+    hook_id: &str,
+) -> Result<Doc, ApiError> {
     let doc = state.store().hook(hook_id).await?;
     doc.filter(|d| {
         d.pvt_type() == Some("webhook")
@@ -325,8 +351,16 @@ async fn read(
 
 /// Saves new public fields over a stored hook. As in crossbar, a result that is not
 /// explicitly `enabled: false` is enabled and loses any auto-disable reason (§3.3.7).
-async fn save_public(state: &ApiState, mut doc: Doc, public: Map<String, Value>) -> ApiResult {
+async fn save_public(
+    state: &ApiState,
+    mut doc: Doc,
+    public: Map<String, Value>,
+    secret: Option<SecretChange>,
+) -> ApiResult {
     doc.replace_public(public);
+    if let Some(change) = secret {
+        change.apply(&mut doc);
+    }
     if doc.bool("enabled") != Some(false) {
         doc.set("enabled", true);
         doc.remove("pvt_disabled_message");
@@ -345,9 +379,11 @@ async fn replace(
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
     let doc = load_hook(&state, &account, &hook_id).await?;
+    let mut data = data;
+    let secret = take_secret(&mut data)?;
     let public = validate_webhook(data, &rules(&state))?;
     check_custom_data(&state, &public)?;
-    save_public(&state, doc, public).await
+    save_public(&state, doc, public, secret).await
 }
 
 async fn update(
@@ -358,11 +394,13 @@ async fn update(
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
     let doc = load_hook(&state, &account, &hook_id).await?;
+    let mut data = data;
+    let secret = take_secret(&mut data)?;
     let mut merged = doc.public();
     merged.extend(data);
     let public = validate_webhook(merged, &rules(&state))?;
     check_custom_data(&state, &public)?;
-    save_public(&state, doc, public).await
+    save_public(&state, doc, public, secret).await
 }
 
 /// Soft delete, as crossbar does: the document stays with `pvt_deleted: true` and the reply is
