@@ -185,6 +185,7 @@ pub fn build_request(hook: &Hook, payload: &Map<String, Value>) -> HttpRequest {
             (hook.uri.clone(), encode::json_body(payload))
         }
     };
+    headers.extend(hook.custom_headers.iter().cloned());
     HttpRequest {
         method: hook.http_verb,
         url,
@@ -351,6 +352,7 @@ mod tests {
             retry_schedule: Default::default(),
             rate_limit: None,
             signing: None,
+            custom_headers: Vec::new(),
         }
     }
 

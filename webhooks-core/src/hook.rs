@@ -111,6 +111,9 @@ pub struct Hook {
     pub rate_limit: Option<std::num::NonZeroU32>,
     /// Its Standard Webhooks secrets (private fields; `None`: sent unsigned, as KAZOO sends).
     pub signing: Option<crate::signature::Signing>,
+    /// `custom_request_headers` (what Monster UI 5.5 writes): sent with every request, after
+    /// the engine's own headers. Validated when saved (`validate.rs`); string values only.
+    pub custom_headers: Vec<(String, String)>,
 }
 
 impl Hook {
@@ -157,6 +160,16 @@ impl Hook {
                 .and_then(|n| u32::try_from(n).ok())
                 .and_then(std::num::NonZeroU32::new),
             signing: crate::signature::Signing::from_doc(doc),
+            custom_headers: doc
+                .get("custom_request_headers")
+                .and_then(Value::as_object)
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

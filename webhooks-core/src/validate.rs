@@ -134,6 +134,8 @@ pub fn validate_webhook(
         Some(v) => type_error(&mut errors, "custom_data", "object", v),
     }
 
+    check_custom_headers(&mut errors, &doc);
+
     if let Some(Value::String(uri)) = doc.get("uri") {
         // The guard first: its message names the address, where KAZOO's says only "invalid".
         if let Err(refused) = destination_allowed(uri, rules.destinations) {
@@ -216,6 +218,87 @@ fn check_enum(
             json!({"message": "Value not found in enumerated list of values",
                    "target": allowed, "value": v}),
         );
+    }
+}
+
+/// Custom request headers a hook may carry at most.
+pub const MAX_CUSTOM_HEADERS: usize = 32;
+/// The longest custom header value, in bytes.
+pub const MAX_CUSTOM_HEADER_VALUE: usize = 4096;
+
+/// Header names a hook may not set: framing and hop-by-hop headers the HTTP client owns, the
+/// body's type (the hook's `format` decides it), and the headers the engine sends itself.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "content-type",
+    "x-hook-id",
+    "x-account-id",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// `custom_request_headers` (Monster UI 5.5's field): an object of header name to string
+/// value, each one the sender can send (`http`'s own checks: a token name, a value without
+/// CR, LF or NUL), none reserved, and bounded in number and size.
+fn check_custom_headers(errors: &mut ValidationErrors, doc: &Map<String, Value>) {
+    let headers = match doc.get("custom_request_headers") {
+        None | Some(Value::Null) => return,
+        Some(Value::Object(headers)) => headers,
+        Some(v) => return type_error(errors, "custom_request_headers", "object", v),
+    };
+    if headers.len() > MAX_CUSTOM_HEADERS {
+        errors.add(
+            "custom_request_headers",
+            "maxProperties",
+            json!({"message": format!("at most {MAX_CUSTOM_HEADERS} headers"),
+                   "target": MAX_CUSTOM_HEADERS}),
+        );
+    }
+    for (name, value) in headers {
+        let path = format!("custom_request_headers.{}", escape_path(name));
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            errors.add(
+                &path,
+                "pattern",
+                json!({"message": "not a valid header name", "value": name}),
+            );
+        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            errors.add(
+                &path,
+                "reserved",
+                json!({"message": "this header is set by the engine or the HTTP client",
+                       "value": name}),
+            );
+        }
+        let Some(text) = value.as_str() else {
+            type_error(errors, &path, "string", value);
+            continue;
+        };
+        if text.len() > MAX_CUSTOM_HEADER_VALUE {
+            errors.add(
+                &path,
+                "maxLength",
+                json!({"message": format!("at most {MAX_CUSTOM_HEADER_VALUE} bytes"),
+                       "target": MAX_CUSTOM_HEADER_VALUE}),
+            );
+        } else if http::HeaderValue::from_str(text).is_err() {
+            errors.add(
+                &path,
+                "pattern",
+                json!({"message": "not a valid header value (no CR, LF or NUL)"}),
+            );
+        }
     }
 }
 
