@@ -4,17 +4,9 @@
 
 mod common;
 
-use common::Daemon;
+use common::{channel_create, Daemon};
 use serde_json::{json, Value};
 use webhooks_testkit::Receiver;
-
-fn channel_create(account: &str) -> Value {
-    let mut e = webhooks_modules::sample_events("channel_create")
-        .unwrap()
-        .remove(0);
-    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
-    e
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_headers_arrive_with_every_request() {

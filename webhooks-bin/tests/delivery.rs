@@ -3,18 +3,9 @@
 
 mod common;
 
-use common::{Daemon, MASTER_KEY};
+use common::{channel_create, Daemon, MASTER_KEY};
 use serde_json::{json, Value};
 use webhooks_testkit::{Answer, Receiver};
-
-/// KAZOO's CHANNEL_CREATE sample, for `account`.
-fn channel_create(account: &str) -> Value {
-    let mut e = webhooks_modules::sample_events("channel_create")
-        .unwrap()
-        .remove(0);
-    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
-    e
-}
 
 /// A data directory whose store holds `settings` as the `webhooks` system config.
 async fn data_dir_with(settings: Value) -> tempfile::TempDir {

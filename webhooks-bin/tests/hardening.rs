@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::Daemon;
+use common::{channel_create, Daemon};
 use serde_json::{json, Value};
 use webhooks_testkit::Receiver;
 
@@ -225,10 +225,7 @@ async fn a_batch_with_an_invalid_event_dispatches_none_of_it() {
             json!({"name": "n", "uri": rx.url("/batch"), "hook": "channel_create", "format": "json"}),
         )
         .await;
-    let mut event = webhooks_modules::sample_events("channel_create")
-        .unwrap()
-        .remove(0);
-    event["Custom-Channel-Vars"]["Account-ID"] = json!(root);
+    let event = channel_create(&root);
     let invalid = json!({"Event-Name": "CHANNEL_CREATE"});
     let r = master
         .send("POST", "/v2/events", Some(json!([event, invalid])))

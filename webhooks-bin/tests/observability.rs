@@ -7,20 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{metric, Daemon};
+use common::{channel_create, metric, Daemon};
 use serde_json::{json, Value};
 use webhooks_testkit::proxy::Proxy;
 use webhooks_testkit::rabbitmq::{Vhost, BROKER};
 use webhooks_testkit::{Answer, Receiver};
-
-/// KAZOO's CHANNEL_CREATE sample, for `account`.
-fn channel_create(account: &str) -> Value {
-    let mut e = webhooks_modules::sample_events("channel_create")
-        .unwrap()
-        .remove(0);
-    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
-    e
-}
 
 /// The receiver listens on 127.0.0.2: KAZOO's default refusal list blocks 127.0.0.1 only.
 async fn receiver() -> Receiver {

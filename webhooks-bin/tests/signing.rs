@@ -5,17 +5,9 @@
 
 mod common;
 
-use common::Daemon;
-use serde_json::{json, Value};
+use common::{channel_create, Daemon};
+use serde_json::json;
 use webhooks_testkit::Receiver;
-
-fn channel_create(account: &str) -> Value {
-    let mut e = webhooks_modules::sample_events("channel_create")
-        .unwrap()
-        .remove(0);
-    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
-    e
-}
 
 fn verifies(secret: &str, got: &webhooks_testkit::Received) -> bool {
     standardwebhooks::Webhook::new(secret)
@@ -80,6 +72,13 @@ async fn a_generated_secret_signs_rotates_and_stays_with_its_owner() {
         verifies(&first, &got),
         "the old one, within its grace period"
     );
+
+    // A rotation takes "generate" or a whsec_ secret; `null` would be no rotation at all.
+    for bad in [json!({"secret": null}), json!({"secret": "whsec_short"})] {
+        let r = master.post(&secret_path, bad.clone()).await;
+        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+        assert!(r.data()["secret"]["invalid"].is_object(), "{:?}", r.body);
+    }
 
     // Another tree's account may neither read nor rotate it.
     let key = master.get(&format!("/v2/accounts/{sibling}/api_key")).await;

@@ -26,7 +26,7 @@ use webhooks_core::delivery::{HttpRequest, Outcome};
 use webhooks_core::destination::DestinationPolicy;
 use webhooks_core::HttpVerb;
 
-use crate::guard::{self, GuardedResolver};
+use crate::guard::{self, GuardedResolver, ResolveError};
 
 /// How the sender talks to receivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,16 +253,17 @@ fn chain<'a>(
 
 /// KAZOO-style text for a failed exchange; `connect` when no connection was established.
 fn describe(err: &(dyn StdError + 'static), connect: bool) -> String {
-    if let Some(refused) = guard::refusal_in(err) {
-        return refused;
-    }
+    let unresolved = match guard::resolve_error_in(err) {
+        Some(ResolveError::Refused(refused)) => return refused.to_string(),
+        Some(ResolveError::NotFound(_)) => true,
+        None => false,
+    };
     let io_kind = chain(err).find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind));
     let innermost = chain(err)
         .last()
         .map_or_else(String::new, ToString::to_string);
     if connect {
-        // hyper-util's resolver error type is private; its message is the stable marker.
-        if guard::unresolved_in(err) || chain(err).any(|e| e.to_string() == "dns error") {
+        if unresolved {
             return "failed_connect: nxdomain".into();
         }
         let reason = match io_kind {
@@ -321,10 +322,10 @@ mod tests {
 
     #[test]
     fn dns_failure_is_nxdomain() {
-        let cause = io(io::ErrorKind::Other, "failed to lookup address information");
+        let cause = io::Error::other("failed to lookup address information");
         let err = Wrap(
             "client error (Connect)",
-            Some(Box::new(Wrap("dns error", cause))),
+            Some(Box::new(ResolveError::NotFound(cause))),
         );
         assert_eq!(describe(&err, true), "failed_connect: nxdomain");
     }

@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
-use webhooks_core::signature::{self, SigningSecret};
+use webhooks_core::signature::{self, SecretChange, SigningSecret};
 
-use super::webhooks::{hook_view, load_hook};
+use super::webhooks::{hook_view, invalid_secret, load_hook};
 use crate::auth::Auth;
 use crate::body::RequestData;
 use crate::envelope::{ApiError, ApiResult, Reply};
@@ -54,16 +54,16 @@ async fn rotate(
 ) -> ApiResult {
     let account = auth.account(&state, &account_id).await?;
     let mut doc = load_hook(&state, &account, &hook_id).await?;
-    let new = match data.get("secret") {
+    // The body's `secret` reads as on a hook; `null` (stop signing) is no rotation.
+    let new = match data.get("secret").map(SecretChange::from_value) {
         None => SigningSecret::generate(),
-        Some(Value::String(text)) if text == "generate" => SigningSecret::generate(),
-        Some(Value::String(text)) => SigningSecret::parse(text).map_err(|e| {
-            ApiError::validation(json!({"secret": {"invalid": {"message": e.to_string()}}}))
-        })?,
-        Some(_) => {
-            return Err(ApiError::validation(json!({"secret": {"invalid": {
-                "message": "secret is \"generate\" or a whsec_ secret"}}})))
+        Some(Ok(SecretChange::Set(secret))) => secret,
+        Some(Ok(SecretChange::Remove)) => {
+            return Err(invalid_secret(
+                "a rotation needs \"generate\" or a whsec_ secret",
+            ))
         }
+        Some(Err(e)) => return Err(invalid_secret(&e.to_string())),
     };
     let grace = match data.get("grace_period_s") {
         None => DEFAULT_GRACE_SECS,

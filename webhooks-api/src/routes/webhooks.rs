@@ -170,9 +170,14 @@ fn take_secret(data: &mut Map<String, Value>) -> Result<Option<SecretChange>, Ap
     let Some(value) = data.remove("secret") else {
         return Ok(None);
     };
-    SecretChange::from_value(&value).map(Some).map_err(|e| {
-        ApiError::validation(json!({"secret": {"invalid": {"message": e.to_string()}}}))
-    })
+    SecretChange::from_value(&value)
+        .map(Some)
+        .map_err(|e| invalid_secret(&e.to_string()))
+}
+
+/// The validation error of a `secret` that is none of its forms.
+pub(super) fn invalid_secret(message: &str) -> ApiError {
+    ApiError::validation(json!({"secret": {"invalid": {"message": message}}}))
 }
 
 /// The summary item of a listing (KAZOO's `crossbar_listing` view value).

@@ -430,3 +430,12 @@ fn wait_until_listening(child: &mut std::process::Child) -> String {
     std::thread::spawn(move || for _ in lines {});
     base
 }
+
+/// KAZOO's CHANNEL_CREATE sample event, for `account`.
+pub fn channel_create(account: &str) -> Value {
+    let mut e = webhooks_modules::sample_events("channel_create")
+        .unwrap()
+        .remove(0);
+    e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
+    e
+}
