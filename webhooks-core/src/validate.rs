@@ -379,9 +379,16 @@ pub fn uri_allowed(uri: &str, blacklist: &UriBlacklist) -> bool {
     if !url.username().is_empty() || url.password().is_some() {
         return false;
     }
-    let sendable = uri
-        .parse::<http::Uri>()
-        .is_ok_and(|u| u.host().is_some_and(|h| !h.is_empty()));
+    // The two parsers must agree on where the request goes: `url` reads `http:A` as
+    // `http://a/`, `http::Uri` as the authority `http:A` (host `http`).
+    let sendable = uri.parse::<http::Uri>().is_ok_and(|u| {
+        let sent_host = u.host().unwrap_or_default();
+        let judged_host = url.host_str().unwrap_or_default();
+        u.scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case(url.scheme()))
+            && !sent_host.is_empty()
+            && sent_host.eq_ignore_ascii_case(judged_host)
+    });
     if !sendable {
         return false;
     }
@@ -637,6 +644,7 @@ mod tests {
             "http://a.b/a\\b",
             "http://user:secret@a.b/",
             "http://user@a.b/",
+            "http:A",
         ] {
             assert!(!uri_allowed(uri, &none), "{uri:?}");
         }
