@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
-use webhooks_core::transport::FailedTry;
+use webhooks_core::transport::{FailedTry, FlushedFailures};
 use webhooks_core::{AccountId, Event};
 
 use crate::keys::{NODES_EXCHANGE, PEER_FAILURES_KEY};
@@ -27,10 +27,17 @@ const LINGER: Duration = Duration::from_millis(20);
 /// How long a batch waits for a connection before it is dropped.
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// What goes out, in the order it happened: a flush sent after failed tries must reach the
+/// other nodes after them, or it would leave them counted there.
+pub(crate) enum Shared {
+    Failure(FailedTry),
+    Flush(FlushedFailures),
+}
+
 /// The sending side: cheap to clone, never waits.
 #[derive(Clone)]
 pub(crate) struct FailureOutbox {
-    queue: mpsc::Sender<FailedTry>,
+    queue: mpsc::Sender<Shared>,
 }
 
 impl FailureOutbox {
@@ -48,7 +55,12 @@ impl FailureOutbox {
 
     /// Queues a failed try; false when the outbox is full (or stopped) and it was dropped.
     pub(crate) fn push(&self, failure: FailedTry) -> bool {
-        self.queue.try_send(failure).is_ok()
+        self.queue.try_send(Shared::Failure(failure)).is_ok()
+    }
+
+    /// Queues a flush behind the failed tries already queued; false when it was dropped.
+    pub(crate) fn push_flush(&self, flushed: FlushedFailures) -> bool {
+        self.queue.try_send(Shared::Flush(flushed)).is_ok()
     }
 }
 
@@ -56,38 +68,101 @@ async fn send_batches(
     node: String,
     publisher: Publisher,
     stats: std::sync::Arc<AmqpStats>,
-    mut waiting: mpsc::Receiver<FailedTry>,
+    mut waiting: mpsc::Receiver<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut taken = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             _ = stopped.wait_for(|s| *s) => return,
-            n = waiting.recv_many(&mut batch, BATCH) => if n == 0 { return },
+            n = waiting.recv_many(&mut taken, BATCH) => if n == 0 { return },
         }
         // A failing destination fails many tries at once: let them gather.
         let linger = tokio::time::sleep(LINGER);
         tokio::pin!(linger);
-        while batch.len() < BATCH {
-            let room = BATCH - batch.len();
+        while taken.len() < BATCH {
+            let room = BATCH - taken.len();
             tokio::select! {
                 _ = &mut linger => break,
-                n = waiting.recv_many(&mut batch, room) => if n == 0 { break },
+                n = waiting.recv_many(&mut taken, room) => if n == 0 { break },
             }
         }
-        let body = serde_json::to_vec(&batch_message(&node, &batch)).unwrap_or_default();
-        let sent = publisher
-            .publish(NODES_EXCHANGE, PEER_FAILURES_KEY, &body, PATIENCE)
-            .await;
-        match sent {
-            Ok(()) => add(&stats.failures_shared, batch.len() as u64),
-            Err(e) => {
-                add(&stats.failures_unshared, batch.len() as u64);
-                tracing::warn!(error = %e, failures = batch.len(), "failed tries not shared with the other nodes");
+        let mut batch = Vec::with_capacity(taken.len());
+        for shared in taken.drain(..) {
+            match shared {
+                Shared::Failure(failure) => batch.push(failure),
+                Shared::Flush(flushed) => {
+                    send_failures(&node, &publisher, &stats, &mut batch).await;
+                    send_flush(&node, &publisher, &flushed).await;
+                }
             }
         }
-        batch.clear();
+        send_failures(&node, &publisher, &stats, &mut batch).await;
     }
+}
+
+/// Sends (and empties) a batch of failed tries, if there is one.
+async fn send_failures(
+    node: &str,
+    publisher: &Publisher,
+    stats: &AmqpStats,
+    batch: &mut Vec<FailedTry>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let body = serde_json::to_vec(&batch_message(node, batch)).unwrap_or_default();
+    let sent = publisher
+        .publish(NODES_EXCHANGE, PEER_FAILURES_KEY, &body, PATIENCE)
+        .await;
+    match sent {
+        Ok(()) => add(&stats.failures_shared, batch.len() as u64),
+        Err(e) => {
+            add(&stats.failures_unshared, batch.len() as u64);
+            tracing::warn!(error = %e, failures = batch.len(), "failed tries not shared with the other nodes");
+        }
+    }
+    batch.clear();
+}
+
+async fn send_flush(node: &str, publisher: &Publisher, flushed: &FlushedFailures) {
+    let body = serde_json::to_vec(&flush_message(node, flushed)).unwrap_or_default();
+    if let Err(e) = publisher
+        .publish(NODES_EXCHANGE, PEER_FAILURES_KEY, &body, PATIENCE)
+        .await
+    {
+        tracing::warn!(error = %e, account = %flushed.account, "flushed failure counts not told to the other nodes");
+    }
+}
+
+/// `{"Event-Category": "webhooks", "Event-Name": "flushed_failures", "Node": ..,
+/// "Account-ID": .., "Hook-ID": ..}` (no `Hook-ID`: every hook of the account).
+fn flush_message(node: &str, flushed: &FlushedFailures) -> Value {
+    let mut message = json!({
+        "Event-Category": "webhooks",
+        "Event-Name": "flushed_failures",
+        "Node": node,
+        "App-Name": "webhooks",
+        "Account-ID": flushed.account,
+    });
+    if let Some(hook) = &flushed.hook {
+        message["Hook-ID"] = json!(hook);
+    }
+    message
+}
+
+/// Reads a flush another node sent; `None` for this node's own and for anything else.
+pub(crate) fn peer_flush(event: &Event, own_node: &str) -> Option<FlushedFailures> {
+    if event.category() != Some("webhooks") || event.name() != Some("flushed_failures") {
+        return None;
+    }
+    if event.str("Node") == Some(own_node) {
+        return None;
+    }
+    Some(FlushedFailures {
+        account: AccountId::parse(event.str("Account-ID")?).ok()?,
+        hook: event.str("Hook-ID").map(str::to_owned),
+    })
 }
 
 /// `{"Event-Category": "webhooks", "Event-Name": "failed_tries", "Node": .., "Failures":
@@ -150,6 +225,20 @@ mod tests {
         let event = Event::from_value(batch_message("webhooksd@a", &sent)).unwrap();
         assert_eq!(peer_batch(&event, "webhooksd@b"), Some(sent));
         assert_eq!(peer_batch(&event, "webhooksd@a"), None);
+    }
+
+    #[test]
+    fn a_flush_reads_back_on_another_node_and_not_on_its_own() {
+        for hook in [None, Some("h1".to_owned())] {
+            let flushed = FlushedFailures {
+                account: AccountId::parse(A).unwrap(),
+                hook,
+            };
+            let event = Event::from_value(flush_message("webhooksd@a", &flushed)).unwrap();
+            assert_eq!(peer_flush(&event, "webhooksd@b"), Some(flushed));
+            assert_eq!(peer_flush(&event, "webhooksd@a"), None);
+            assert_eq!(peer_batch(&event, "webhooksd@b"), None);
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use webhooks_core::transport::{ConfigListener, DocAction, DocChange};
 use webhooks_core::{AccountId, Event};
 
 use crate::ending::{cancel_consumer, SessionEnd, SessionEnding};
-use crate::failures::peer_batch;
+use crate::failures::{peer_batch, peer_flush};
 use crate::keys::NODES_EXCHANGE;
 use crate::message::decode;
 use crate::stats::{add, inc, AmqpStats};
@@ -104,14 +104,21 @@ impl NodeQueue {
 }
 
 impl NodeQueue {
+    /// Another node's failed tries, or its operator's flush of failure counts.
     fn count_peer_failures(&self, delivery: &Delivery) {
-        match decode(delivery).map(|e| peer_batch(&e, &self.node)) {
-            Ok(Some(failures)) => {
-                self.listener.peer_failures(&failures);
-                add(&self.stats.peer_failures, failures.len() as u64);
+        let event = match decode(delivery) {
+            Ok(event) => event,
+            Err(why) => {
+                tracing::warn!(reason = %why.0, "malformed failure batch ignored");
+                return;
             }
-            Ok(None) => {}
-            Err(why) => tracing::warn!(reason = %why.0, "malformed failure batch ignored"),
+        };
+        if let Some(failures) = peer_batch(&event, &self.node) {
+            self.listener.peer_failures(&failures);
+            add(&self.stats.peer_failures, failures.len() as u64);
+        } else if let Some(flushed) = peer_flush(&event, &self.node) {
+            tracing::info!(account = %flushed.account, hook = ?flushed.hook, "failure counts flushed by another node");
+            self.listener.peer_flushed(&flushed);
         }
     }
 }

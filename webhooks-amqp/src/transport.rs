@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
-use webhooks_core::transport::{ConfigListener, FailedTry, FailureShare, Notifier};
+use webhooks_core::transport::{
+    ConfigListener, FailedTry, FailureShare, FlushedFailures, Notifier,
+};
 use webhooks_core::{Event, EventSink, ModuleRegistry};
 
 use crate::config::AmqpConfig;
@@ -170,6 +172,14 @@ impl FailureShare for AmqpHandle {
     fn share(&self, failure: FailedTry) {
         if !self.inner.failures.push(failure) {
             inc(&self.inner.stats.failures_unshared);
+        }
+    }
+
+    fn flushed(&self, flushed: FlushedFailures) {
+        if !self.inner.failures.push_flush(flushed) {
+            tracing::warn!(
+                "flushed failure counts not told to the other nodes: the outbox is full"
+            );
         }
     }
 }

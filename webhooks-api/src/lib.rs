@@ -25,6 +25,7 @@ use std::sync::Arc;
 use axum::routing::{get, put};
 use axum::Router;
 use webhooks_core::config::UriBlacklist;
+use webhooks_core::failures::FailureDesk;
 use webhooks_core::live::LiveHooks;
 use webhooks_core::{EventSink, ModuleRegistry, Store};
 
@@ -91,6 +92,7 @@ struct Inner {
     config: ApiConfig,
     hooks: Arc<LiveHooks>,
     events: Option<Arc<dyn EventSink>>,
+    failures: Option<Arc<dyn FailureDesk>>,
     requests: Option<Arc<dyn RequestObserver>>,
 }
 
@@ -127,6 +129,7 @@ impl ApiState {
             config,
             hooks,
             events: None,
+            failures: None,
             requests: None,
         }))
     }
@@ -142,6 +145,11 @@ impl ApiState {
         self.with(|i| i.events = Some(events))
     }
 
+    /// Where `.../webhooks/failures` reads and flushes failure counts (the engine).
+    pub fn with_failures(self, failures: Arc<dyn FailureDesk>) -> Self {
+        self.with(|i| i.failures = Some(failures))
+    }
+
     /// Where every answered request is reported (`webhooks-metrics`).
     pub fn with_request_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
         self.with(|i| i.requests = Some(observer))
@@ -154,6 +162,10 @@ impl ApiState {
 
     pub fn events(&self) -> Option<&Arc<dyn EventSink>> {
         self.0.events.as_ref()
+    }
+
+    pub fn failures(&self) -> Option<&Arc<dyn FailureDesk>> {
+        self.0.failures.as_ref()
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -190,6 +202,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(routes::accounts::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::secrets::routes())
+        .merge(routes::failures::routes())
+        .merge(routes::replay::routes())
         .route("/v2/health", get(routes::health))
         .fallback(routes::not_found)
         .with_state(state)

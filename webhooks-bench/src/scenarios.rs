@@ -1061,6 +1061,7 @@ async fn attempts(plan: &Plan, tmpfs: bool) -> Result<Value, BoxError> {
         webhook_id: webhooks_core::delivery::webhook_id(1, &fixture::hook_id(0)),
         request: Arc::new(request),
         tries: 1,
+        replay: false,
     };
     let outcome = Outcome::Response {
         status: 200,

@@ -611,6 +611,75 @@ async fn two_daemons_on_one_couchdb_and_one_broker_behave_as_one() {
     assert_eq!(doc["pvt_disabled_message"], "too many failed attempts");
 }
 
+/// `webhooks --couchdb-url <server> --api <node> <args>`: the master key is read from KAZOO's
+/// documents.
+async fn cli_on(server: &PouchServer, node: &Daemon, args: &[&str]) -> common::CliRun {
+    let mut all: Vec<std::ffi::OsString> = vec![
+        "--couchdb-url".into(),
+        server.url().into(),
+        "--api".into(),
+        node.base.clone().into(),
+    ];
+    all.extend(args.iter().map(std::ffi::OsString::from));
+    common::webhooks_cli(all).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_counts_are_the_clusters_whichever_node_is_asked_or_flushed() {
+    const HOOK: &str = "0000000000000000000000000000eeee";
+    let server = PouchServer::in_memory().await;
+    let couch = Couch::new(&server.url());
+    let vhost = webhooks_testkit::rabbitmq::Vhost::create("failure-status").await;
+    let rx = Receiver::start_on("127.0.0.2:0").await;
+    rx.answer("/failing", Answer::Status(500));
+    let mut failing = kazoo_hook(HOOK, CUSTOMER, &rx.url("/failing"), 1);
+    failing["hook"] = json!("channel_destroy");
+    let settings = json!({"attempt_failure_count": 100, "attempt_failure_expiry_ms": 600000});
+    seed_kazoo(&couch, &[failing], settings).await;
+    let a = node(&server, &vhost, "a");
+    let b = node(&server, &vhost, "b");
+    let kazoo = Kazoo::connect(&vhost).await;
+    for i in 0..6 {
+        let hangup = event_of("channel_destroy", CUSTOMER, &format!("hangup-{i}"));
+        kazoo.publish(&hangup).await;
+    }
+    rx.wait_for("/failing", 6).await;
+
+    // Whichever node made each try, both count all six.
+    let row = format!("| {CUSTOMER:<32} | {HOOK:<32} | {:>5} |", 6);
+    for n in [&a, &b] {
+        within(
+            Duration::from_secs(10),
+            "six failures on each node",
+            || async {
+                let status = cli_on(&server, n, &["failure-status", CUSTOMER]).await;
+                assert_eq!(status.code, 0, "{}", status.stderr);
+                status.stdout.contains(&row)
+            },
+        )
+        .await;
+    }
+
+    // A flush through one node empties the other's count too.
+    let flushed = cli_on(&server, &a, &["flush-hook-failures", CUSTOMER, HOOK]).await;
+    assert_eq!(flushed.code, 0, "{}", flushed.stderr);
+    assert_eq!(
+        flushed.stdout,
+        format!("flushed 6 failure entries for {HOOK}\n")
+    );
+    within(
+        Duration::from_secs(10),
+        "the flush on the other node",
+        || async {
+            let status = cli_on(&server, &b, &["failure-status", "--json"]).await;
+            status.stdout.trim() == "[]"
+        },
+    )
+    .await;
+    let json = cli_on(&server, &a, &["failure-status", "--json"]).await;
+    assert_eq!(json.stdout.trim(), "[]");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn couchdb_stopped_and_started_mid_stream_loses_no_attempt() {
     let dir = tempfile::tempdir().unwrap();

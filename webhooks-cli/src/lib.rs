@@ -1,21 +1,31 @@
-//! # webhooks-cli: the maintenance commands
+//! # webhooks-cli: the maintenance commands, and a local loop for receiver authors
 //!
 //! KAZOO operators look after webhooks with `sup webhooks_maintenance <function> [args]`: list
-//! the hooks that would fire, re-enable hooks the disabler switched off, tune the disabler's
-//! threshold and window (spec §12). The `webhooks` binary offers the same commands, with
-//! KAZOO's output lines, as `webhooks <command> [args]`.
+//! the hooks that would fire, see and flush failure counts, re-enable hooks the disabler
+//! switched off, tune the disabler's threshold and window, reset hook definitions (spec §12).
+//! The `webhooks` binary offers the same commands, with KAZOO's output lines, as
+//! `webhooks <command> [args]`, plus `attempts`, `replay`, `recover`, and for whoever writes
+//! a receiver, `listen` (a local receiver that prints what arrives) and `trigger` (a sample
+//! event sent through the daemon).
 //!
-//! It opens the store directly rather than asking the daemon, so it works whether or not
-//! `webhooksd` runs: the embedded store (SQLite in WAL mode lets a second process read and
-//! write alongside it), or KAZOO's CouchDB with `--couchdb-url`.
+//! Two kinds of command, by where their answer lives:
+//! - **on the store** (the embedded store, or KAZOO's CouchDB with `--couchdb-url`): hooks,
+//!   configuration, definitions. They work whether or not `webhooksd` runs (SQLite in WAL mode
+//!   lets a second process read and write alongside it).
+//! - **through the daemon's API** ([`daemon`]): failure counts live in the running daemons'
+//!   memory (every node holds every node's counts), and replays are deliveries the engine
+//!   sends. These reach `--api` with the master account's api key (`--api-key`, else read
+//!   from the store).
 //!
 //! Start reading with [`Command`] (the command line) and [`run`] (which hands each command to
-//! its file under `commands/`). Every command takes a [`Store`] and a [`Write`] for its output,
-//! so tests drive them on any store and read what they print. This crate owns no domain logic:
-//! re-enabling is `webhooks_core::reenable`, hook conversion is `webhooks_core::hook`, and the
-//! list of known hook names comes from `webhooks_modules`.
+//! its file under `commands/`). Every command prints to a [`Write`], so tests read what they
+//! print. This crate owns no domain logic: re-enabling is `webhooks_core::reenable`, hook
+//! conversion is `webhooks_core::hook`, and the list of known hook names comes from
+//! `webhooks_modules`.
 
 pub mod commands;
+pub mod daemon;
+pub mod listen;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,10 +76,6 @@ pub enum Command {
         #[arg(value_name = "MS")]
         ms: String,
     },
-    /// Install (or bring up to date) the CouchDB design documents KAZOO's code queries.
-    ///
-    /// On KAZOO's CouchDB (`--couchdb-url`) only: the embedded store has no views.
-    RegisterViews,
     /// Set how many failed attempts within the window disable a hook.
     ///
     /// Sets the system default, or one account's value when ACCOUNT_ID is given.
@@ -82,6 +88,107 @@ pub enum Command {
         /// The number of failed attempts (an integer).
         #[arg(value_name = "COUNT")]
         count: String,
+    },
+    /// Install (or bring up to date) the CouchDB design documents KAZOO's code queries.
+    ///
+    /// On KAZOO's CouchDB (`--couchdb-url`) only: the embedded store has no views.
+    RegisterViews,
+    /// Failed attempts the daemon counts towards disabling each hook (KAZOO's Account / Hook
+    /// / Count table). Asks the running daemon.
+    FailureStatus {
+        /// Only this account's hooks (its id, or its database name).
+        #[arg(value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        account: Option<AccountId>,
+    },
+    /// Forget the failure counts of every hook of an account, on every node.
+    FlushAccountFailures {
+        /// The account (its id, or its database name).
+        #[arg(value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        account: AccountId,
+    },
+    /// Forget one hook's failure counts, on every node.
+    FlushHookFailures {
+        /// The hook's account (its id, or its database name).
+        #[arg(value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        account: AccountId,
+        /// The hook's id.
+        #[arg(value_name = "HOOK_ID")]
+        hook: String,
+    },
+    /// Delete every stored hook definition (`webhooks_*` in the master account) and write
+    /// each module's afresh.
+    ResetHookDefinitions,
+    /// Delete one stored hook definition and write it afresh.
+    ResetHookDefinition {
+        /// The hook name, with or without its `webhooks_` prefix.
+        #[arg(value_name = "HOOK")]
+        hook: String,
+    },
+    /// Write one module's hook definition, so crossbar lists and accepts its hooks.
+    StartModule {
+        /// The module, with or without its `webhooks_` prefix (`webhooks_parking`, `parking`).
+        #[arg(value_name = "MODULE")]
+        module: String,
+    },
+    /// List the delivery attempts of an account, or of one of its hooks, newest first.
+    /// Asks the running daemon.
+    Attempts {
+        /// The account (its id, or its database name).
+        #[arg(value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        account: AccountId,
+        /// Only this hook's attempts.
+        #[arg(value_name = "HOOK_ID")]
+        hook: Option<String>,
+        /// Attempts made at or after this time (gregorian seconds, as crossbar's filters).
+        #[arg(long)]
+        created_from: Option<i64>,
+        /// Attempts made at or before this time (gregorian seconds).
+        #[arg(long)]
+        created_to: Option<i64>,
+    },
+    /// Send one delivery again (a new try, the same webhook-id, the hook's current uri and
+    /// secret). Asks the running daemon.
+    Replay {
+        /// The hook's account (its id, or its database name).
+        #[arg(value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        account: AccountId,
+        /// The hook's id.
+        #[arg(value_name = "HOOK_ID")]
+        hook: String,
+        /// The delivery's webhook-id (`msg_...`), as its attempts show it.
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+    },
+    /// Send again every delivery of an account (or of one of its hooks) whose last try
+    /// failed in a time range. Asks the running daemon.
+    Recover {
+        /// The account (its id, or its database name).
+        #[arg(value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        account: AccountId,
+        /// Only this hook's deliveries.
+        #[arg(value_name = "HOOK_ID")]
+        hook: Option<String>,
+        /// Failed at or after this time (gregorian seconds); default: the API's longest range
+        /// before --created-to.
+        #[arg(long)]
+        created_from: Option<i64>,
+        /// Failed at or before this time (gregorian seconds); default: now.
+        #[arg(long)]
+        created_to: Option<i64>,
+    },
+    /// Run a local receiver on 127.0.0.1 that prints every request it gets and answers with
+    /// the chosen status; with --secret, checks each signature.
+    Listen(listen::ListenArgs),
+    /// Send KAZOO's sample event of a kind through the daemon, as if KAZOO had published it,
+    /// so the account's hooks for it fire (try it with `listen`).
+    Trigger {
+        /// The kind: a hook name (channel_create, channel_answer, channel_bridge,
+        /// channel_destroy, parking, object) or a notification (missed_call, voicemail_new...).
+        #[arg(value_name = "EVENT")]
+        event: String,
+        /// The account the event happens in.
+        #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        account: AccountId,
     },
 }
 
@@ -114,6 +221,29 @@ pub enum CliError {
         account: AccountId,
         source: StoreError,
     },
+    #[error("cannot reach the daemon at {api}: {why}")]
+    Unreachable { api: String, why: String },
+    #[error("the daemon at {0} refused the api key (give the master account's key with --api-key or WEBHOOKS_API_KEY)")]
+    BadKey(String),
+    #[error("no api key: give the master account's key with --api-key or WEBHOOKS_API_KEY")]
+    NoKey,
+    #[error("the daemon answered {status}: {message}")]
+    Api { status: u16, message: String },
+    #[error("{0}")]
+    Listen(#[from] listen::ListenError),
+    #[error("unknown event {0:?}: `webhooks trigger` knows {1}")]
+    UnknownEvent(String, String),
+    /// `start-module` of a module the registry does not have: the text given, and the
+    /// definition ids of the modules there are.
+    #[error("unknown module {0:?}: the modules are {1}")]
+    UnknownModule(String, String),
+    #[error("failed to clear old hook definitions: {0}")]
+    ClearDefinitions(StoreError),
+    /// Definitions `reset-hook-definitions` could not delete (the others were reset).
+    #[error("failed to delete hook definitions: {}", .0.join(", "))]
+    DeleteDefinitions(Vec<String>),
+    #[error("failed to clear hook {id}: {source}")]
+    ClearHook { id: String, source: StoreError },
     #[error("store error: {0}")]
     Store(#[from] StoreError),
     #[error("cannot write output: {0}")]
@@ -125,7 +255,9 @@ impl CliError {
     /// command that could not do its work.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::UnknownAccount(_) => 2,
+            CliError::UnknownAccount(_)
+            | CliError::UnknownEvent(..)
+            | CliError::UnknownModule(..) => 2,
             _ => 1,
         }
     }
@@ -177,13 +309,92 @@ pub async fn open_couchdb(url: &str) -> Result<Opened, CliError> {
     Ok(Opened::Couch(store))
 }
 
-/// Runs one command against `opened`, printing to `out`.
-pub async fn run(opened: &Opened, command: &Command, out: &mut impl Write) -> Result<(), CliError> {
+/// Where the commands find the store and the daemon, and how they print.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The embedded store's directory (the daemon's `--data-dir`).
+    pub data_dir: PathBuf,
+    /// KAZOO's CouchDB instead of the embedded store.
+    pub couchdb_url: Option<String>,
+    /// The daemon's API, for the commands that ask it.
+    pub api: String,
+    /// The master account's api key; read from the store when not given.
+    pub api_key: Option<String>,
+    /// Listings as JSON, for scripts, instead of KAZOO's tables.
+    pub json: bool,
+}
+
+/// Opens the store `options` name: KAZOO's CouchDB, or the embedded store.
+pub async fn open(options: &Options) -> Result<Opened, CliError> {
+    match &options.couchdb_url {
+        Some(url) => open_couchdb(url).await,
+        None => open_store(&options.data_dir),
+    }
+}
+
+/// Runs one command, printing to `out`: `listen` on its own, the daemon's commands through
+/// its API, the rest on the store.
+pub async fn run(
+    options: &Options,
+    command: &Command,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
+    use commands::{attempts, failures, trigger};
+    let json = options.json;
+    let daemon = || daemon::Daemon::connect(options);
+    match command {
+        Command::Listen(args) => Ok(listen::listen(args, out).await?),
+        Command::FailureStatus { account } => {
+            failures::failure_status(&daemon().await?, account.as_ref(), json, out).await
+        }
+        Command::FlushAccountFailures { account } => {
+            failures::flush_account_failures(&daemon().await?, account, out).await
+        }
+        Command::FlushHookFailures { account, hook } => {
+            failures::flush_hook_failures(&daemon().await?, account, hook, out).await
+        }
+        Command::Attempts {
+            account,
+            hook,
+            created_from,
+            created_to,
+        } => {
+            let range = (*created_from, *created_to);
+            attempts::attempts(&daemon().await?, account, hook.as_deref(), range, json, out).await
+        }
+        Command::Replay {
+            account,
+            hook,
+            webhook_id,
+        } => attempts::replay(&daemon().await?, account, hook, webhook_id, out).await,
+        Command::Recover {
+            account,
+            hook,
+            created_from,
+            created_to,
+        } => {
+            let range = (*created_from, *created_to);
+            attempts::recover(&daemon().await?, account, hook.as_deref(), range, out).await
+        }
+        Command::Trigger { event, account } => {
+            trigger::trigger(&daemon().await?, event, account, out).await
+        }
+        on_store => run_on_store(&open(options).await?, on_store, json, out).await,
+    }
+}
+
+/// Runs a command that works on the store alone.
+pub async fn run_on_store(
+    opened: &Opened,
+    command: &Command,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
     let store = opened.store();
     match command {
         Command::RegisterViews => commands::register_views(opened.couch(), out).await,
         Command::HooksConfigured { account } => {
-            commands::hooks_configured(store, account.as_ref(), out).await
+            commands::hooks_configured(store, account.as_ref(), json, out).await
         }
         Command::EnableAccountHooks { account } => {
             commands::enable_account_hooks(store, account, out).await
@@ -197,7 +408,31 @@ pub async fn run(opened: &Opened, command: &Command, out: &mut impl Write) -> Re
         Command::SetDisableThreshold { account, count } => {
             commands::set_disable_threshold(store, account.as_ref(), count, out).await
         }
+        Command::ResetHookDefinitions => commands::reset_hook_definitions(store, out).await,
+        Command::ResetHookDefinition { hook } => {
+            commands::reset_hook_definition(store, hook, out).await
+        }
+        Command::StartModule { module } => commands::start_module(store, module, out).await,
+        other => unreachable!("{other:?} does not run on the store"),
     }
+}
+
+/// The master account's api key as the store keeps it (`system_config/accounts`
+/// `master_account_id`, then that account's `pvt_api_key`): on the daemon's own machine the
+/// commands that ask the daemon need no key typed.
+pub async fn master_api_key(store: &dyn Store) -> Result<Option<String>, CliError> {
+    let Some(master) = store
+        .system_config("accounts")
+        .await?
+        .and_then(|doc| doc.str("master_account_id").map(str::to_owned))
+        .and_then(|id| AccountId::parse(&id).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(store
+        .account(&master)
+        .await?
+        .and_then(|doc| doc.str("pvt_api_key").map(str::to_owned)))
 }
 
 /// Reads an account argument the way KAZOO's maintenance functions do

@@ -1,16 +1,18 @@
-//! `webhooks`: KAZOO's `sup webhooks_maintenance` as a command.
+//! `webhooks`: KAZOO's `sup webhooks_maintenance` as a command, and a local listen/trigger
+//! loop for receiver authors.
 //!
-//! Wiring only: read the flags, open the store the daemon uses, run one command from the
-//! `webhooks_cli` library, turn its error into a message and an exit code.
+//! Wiring only: read the flags, run one command from the `webhooks_cli` library, turn its
+//! error into one line and an exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use webhooks_cli::Command;
+use webhooks_cli::{Command, Options};
 
-/// Maintenance commands for the KAZOO-compatible webhooks engine. They work on the store
-/// directly, whether or not webhooksd runs.
+/// Maintenance commands for the KAZOO-compatible webhooks engine. Hooks, configuration and
+/// definitions are read and written in the store, whether or not webhooksd runs; failure
+/// counts, attempts, replays and triggers go through the running daemon's API.
 #[derive(Parser, Debug)]
 #[command(name = "webhooks", version)]
 struct Args {
@@ -33,24 +35,41 @@ struct Args {
     )]
     couchdb_url: Option<String>,
 
+    /// The daemon's API, for the commands that ask the daemon.
+    #[arg(
+        long,
+        env = "WEBHOOKS_API",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    api: String,
+
+    /// The master account's api key, for the commands that ask the daemon. Default: read
+    /// from the store (--data-dir or --couchdb-url).
+    #[arg(long, env = "WEBHOOKS_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+
+    /// Print listings as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+
     #[command(subcommand)]
     command: Command,
 }
 
-// One command, one store connection: a single-threaded runtime is all it needs.
+// One command at a time: a single-threaded runtime is all it needs.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let out = &mut std::io::stdout().lock();
-    let opened = match &args.couchdb_url {
-        Some(url) => webhooks_cli::open_couchdb(url).await,
-        None => webhooks_cli::open_store(&args.data_dir),
+    let options = Options {
+        data_dir: args.data_dir,
+        couchdb_url: args.couchdb_url,
+        api: args.api,
+        api_key: args.api_key,
+        json: args.json,
     };
-    let result = match opened {
-        Ok(store) => webhooks_cli::run(&store, &args.command, out).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    let out = &mut std::io::stdout();
+    match webhooks_cli::run(&options, &args.command, out).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

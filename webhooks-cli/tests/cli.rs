@@ -419,3 +419,37 @@ fn the_data_dir_comes_from_the_environment_like_the_daemon() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).ends_with("found 1 webhooks\n"), "{}", stdout(&o));
 }
+
+#[test]
+fn help_lists_every_command() {
+    let o = Command::new(env!("CARGO_BIN_EXE_webhooks"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    for command in [
+        "hooks-configured",
+        "failure-status",
+        "flush-account-failures",
+        "flush-hook-failures",
+        "set-failure-expiry",
+        "set-disable-threshold",
+        "enable-account-hooks",
+        "enable-descendant-hooks",
+        "register-views",
+        "reset-hook-definitions",
+        "reset-hook-definition ",
+        "start-module",
+        "attempts",
+        "replay",
+        "recover",
+        "listen",
+        "trigger",
+    ] {
+        assert!(
+            help.contains(&format!("  {command}")),
+            "{command} in\n{help}"
+        );
+    }
+}

@@ -73,6 +73,9 @@ pub struct Delivery {
     pub request: Arc<HttpRequest>,
     /// Tries made so far.
     pub tries: u8,
+    /// Sent again on request (replay, recover, `replay.rs`): its success is recorded even when
+    /// `log_successful_attempts` is off, so a later recovery knows it arrived.
+    pub replay: bool,
 }
 
 impl Delivery {
@@ -121,6 +124,7 @@ impl Delivery {
             webhook_id,
             request: Arc::new(request),
             tries: 0,
+            replay: false,
         })
     }
 
@@ -268,6 +272,9 @@ pub fn modb_name(account: &crate::AccountId, unix_secs: i64) -> String {
 pub fn attempt_doc(d: &Delivery, outcome: &Outcome, tries_left_before: u8, now_unix: i64) -> Doc {
     let created = crate::time::unix_to_gregorian(now_unix);
     let mut m = Map::new();
+    // Named once, here: a store that writes the document again (its first answer lost)
+    // recognises it instead of keeping two.
+    m.insert("_id".into(), json!(crate::ids::ordered_doc_id()));
     m.insert("hook_id".into(), json!(d.hook.id));
     m.insert("hook_event".into(), json!(d.hook.internal_event()));
     if let Some(cd) = &d.hook.custom_data {
@@ -279,6 +286,14 @@ pub fn attempt_doc(d: &Delivery, outcome: &Outcome, tries_left_before: u8, now_u
     m.insert("method".into(), json!(d.request.method.as_str()));
     m.insert("req_headers".into(), lower_headers(&d.request.headers));
     m.insert("req_body".into(), json!(d.request.body));
+    if d.request.method == HttpVerb::Get {
+        // `uri` is the hook's, without the payload: keep the payload's query so a replay can
+        // send it again. `get_url` joined it with `?`, `&` or nothing, never starting a key.
+        let query = (d.request.url.strip_prefix(d.hook.uri.as_str()))
+            .map(|rest| rest.trim_start_matches(['?', '&']))
+            .unwrap_or_default();
+        m.insert(crate::replay::REQUEST_QUERY.into(), json!(query));
+    }
     let left = |r: u8, minus: u8| -> Value {
         if r <= 1 {
             json!("retries exceeded")
@@ -435,6 +450,7 @@ mod tests {
             webhook_id: webhook_id(7, &h.id),
             request: Arc::new(build_request(&h, &payload())),
             tries: 1,
+            replay: false,
         };
         let fail = Outcome::Response {
             status: 500,

@@ -13,6 +13,33 @@ use crate::ids::AccountId;
 
 type Key = (AccountId, String);
 
+/// One hook's failed tries within its window, as `failure-status` prints them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailureCount {
+    pub account_id: AccountId,
+    pub hook_id: String,
+    pub count: usize,
+}
+
+/// The running engine's failure counts, for the maintenance commands (`failure-status`,
+/// `flush-*`, spec §12) through the API. The engine implements it; a flush reaches every node.
+#[async_trait::async_trait]
+pub trait FailureDesk: Send + Sync {
+    /// Failures within each hook's window (its account's `attempt_failure_expiry_ms`),
+    /// sorted by (account, hook); of one account, or of all.
+    async fn failure_counts(
+        &self,
+        account: Option<&AccountId>,
+    ) -> crate::store::StoreResult<Vec<FailureCount>>;
+
+    /// Forgets the failures of an account's hooks here and on the other nodes; returns how
+    /// many this node had.
+    fn flush_account_failures(&self, account: &AccountId) -> usize;
+
+    /// Forgets one hook's failures here and on the other nodes; returns how many this node had.
+    fn flush_hook_failures(&self, account: &AccountId, hook: &str) -> usize;
+}
+
 /// Failure times per (account, hook), in unix milliseconds. Counts are forgotten only through
 /// `LiveHooks` (`live.rs`), which knows when a hook's target changed.
 #[derive(Default)]

@@ -112,6 +112,26 @@ pub fn new_doc_id() -> String {
     random_hex(16)
 }
 
+/// A new document id that sorts after every one this process made before: 16 hex digits of a
+/// counter that starts at the clock (microseconds) and only grows, then 16 random ones. Across
+/// processes, ids sort by time. Attempts take theirs when they are made, so a store that
+/// lists rows by (second, id) keeps same-second attempts in order, and a batch written twice
+/// (its answer lost) writes the same ids twice, which the store can recognise.
+pub fn ordered_doc_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(crate::time::now_unix_ms()).unwrap_or(0) * 1000;
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let next = loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => prev = seen,
+        }
+    };
+    format!("{next:016x}{}", random_hex(8))
+}
+
 /// Formats 16 bytes as 32 lowercase hex characters.
 pub fn hex32(bytes: [u8; 16]) -> String {
     hex(&bytes)
@@ -135,6 +155,13 @@ fn hex_digits(b: u8) -> [u8; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordered_doc_ids_grow_in_the_order_they_are_made() {
+        let ids: Vec<String> = (0..100).map(|_| ordered_doc_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|id| is_hex32(id)));
+    }
 
     #[test]
     fn account_id_accepts_only_lowercase_hex32() {

@@ -21,6 +21,7 @@
 
 pub mod account;
 pub mod config;
+pub mod definitions;
 pub mod delivery;
 pub mod destination;
 pub mod doc;
@@ -35,6 +36,7 @@ pub mod module;
 pub mod pending;
 pub mod reenable;
 pub mod registry;
+pub mod replay;
 pub mod retry;
 pub mod signature;
 pub mod store;

@@ -145,10 +145,17 @@ impl LiveHooks {
         self.failures.record(account, hook, now_ms);
     }
 
-    /// Forgets a hook's failures when nothing can be done about them (a callflow's hook has no
-    /// document to disable; the hook is already off).
-    pub fn forget_failures(&self, account: &AccountId, hook: &str) {
-        self.failures.flush_hook(account, hook);
+    /// Forgets a hook's failures: nothing can be done about them (a callflow's hook has no
+    /// document to disable; the hook is already off), or an operator flushed them. Returns
+    /// how many there were.
+    pub fn forget_failures(&self, account: &AccountId, hook: &str) -> usize {
+        self.failures.flush_hook(account, hook)
+    }
+
+    /// Forgets the failures of every hook of an account (an operator flushed them); returns
+    /// how many there were.
+    pub fn forget_account_failures(&self, account: &AccountId) -> usize {
+        self.failures.flush_account(account)
     }
 }
 

@@ -226,13 +226,49 @@ pub trait AuthKeyStore: Send + Sync {
     async fn save_auth_key(&self, kid: &str, pem: &[u8]) -> StoreResult<()>;
 }
 
+/// Hook definitions: KAZOO's `webhook_meta` documents, one per hook module, `_id`
+/// `webhooks_<module>` (`webhooks_channel_create`), kept in the master account's database,
+/// where KAZOO's crossbar and Monster UI read the list of hook types. The master account is
+/// the one `system_config/accounts` names in `master_account_id`; without it (unset, or an
+/// account that does not exist) every call is a [`StoreError::Backend`] saying so.
+///
+/// Only ids starting with [`DEFINITION_PREFIX`] are definitions: the master account's database
+/// holds other documents (the account itself, its `configs_*`), which these calls never list,
+/// read, overwrite or delete. [`crate::definitions`] writes the documents; this trait only
+/// keeps them.
+#[async_trait]
+pub trait DefinitionStore: Send + Sync {
+    /// Every stored definition (every `webhooks_*` id), ordered by id ascending.
+    async fn definitions(&self) -> StoreResult<Vec<Doc>>;
+    /// A definition by id; `None` for an id that is not a definition's.
+    async fn definition(&self, id: &str) -> StoreResult<Option<Doc>>;
+    /// Creates (no `_rev`) or updates (the stored `_rev`) a definition under the revision rule
+    /// (a deleted definition may be created again). The `_id` is required and must start
+    /// with [`DEFINITION_PREFIX`], else [`StoreError::Backend`]. The store names the master
+    /// account in `pvt_account_id` and its database (KAZOO's encoded name,
+    /// `account%2Fxx%2Fyy%2F...`) in `pvt_account_db`, and keeps every other field as given.
+    async fn save_definition(&self, doc: Doc) -> StoreResult<Doc>;
+    /// Removes a definition for good; [`StoreError::NotFound`] when there was none.
+    async fn delete_definition(&self, id: &str) -> StoreResult<()>;
+}
+
+/// How every hook definition's `_id` starts (`webhooks_` + the module's id).
+pub const DEFINITION_PREFIX: &str = "webhooks_";
+
 /// Everything the engine stores.
 pub trait Store:
-    AccountStore + HookStore + AttemptStore + ConfigStore + AuthKeyStore + 'static
+    AccountStore + HookStore + AttemptStore + ConfigStore + AuthKeyStore + DefinitionStore + 'static
 {
 }
-impl<T: AccountStore + HookStore + AttemptStore + ConfigStore + AuthKeyStore + 'static> Store
-    for T
+impl<
+        T: AccountStore
+            + HookStore
+            + AttemptStore
+            + ConfigStore
+            + AuthKeyStore
+            + DefinitionStore
+            + 'static,
+    > Store for T
 {
 }
 

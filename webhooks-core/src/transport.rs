@@ -64,6 +64,9 @@ pub trait ConfigListener: Send + Sync {
 
     /// Failed tries another node made: count them as if they were this node's.
     fn peer_failures(&self, failures: &[FailedTry]);
+
+    /// Another node's operator flushed failure counts: forget them here too.
+    fn peer_flushed(&self, flushed: &FlushedFailures);
 }
 
 /// One failed try of a hook, as counted towards auto-disable (spec §8).
@@ -80,6 +83,18 @@ pub struct FailedTry {
 /// the background, and drops (and counts) what it cannot keep up with.
 pub trait FailureShare: Send + Sync {
     fn share(&self, failure: FailedTry);
+
+    /// Tells the other nodes that failure counts were flushed here (best effort, like
+    /// [`share`](Self::share)).
+    fn flushed(&self, flushed: FlushedFailures);
+}
+
+/// Failure counts an operator flushed: an account's, or one of its hooks'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushedFailures {
+    pub account: AccountId,
+    /// `None`: every hook of the account.
+    pub hook: Option<String>,
 }
 
 /// Publishes notifications to the outside world (the AMQP `notifications` exchange).

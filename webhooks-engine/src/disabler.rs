@@ -100,7 +100,7 @@ impl Disabler {
         let failures = self.hooks.failures();
         let mut thresholds = HashMap::new();
         for account in failures.accounts() {
-            let t = self.threshold(&account, system).await?;
+            let t = threshold(self.store.as_ref(), &self.hooks, &account, system).await?;
             thresholds.insert(account, t);
         }
         let default = Threshold {
@@ -119,33 +119,6 @@ impl Disabler {
             }
         }
         Ok(disabled)
-    }
-
-    async fn threshold(
-        &self,
-        account: &AccountId,
-        system: &WebhooksConfig,
-    ) -> Result<Threshold, StoreError> {
-        let snap = self.hooks.snapshot();
-        let mut chain = vec![account.clone()];
-        chain.extend(snap.ancestors(account).iter().rev().cloned());
-        let (mut count, mut window) = (None, None);
-        for a in chain {
-            if count.is_some() && window.is_some() {
-                break;
-            }
-            if let Some(doc) = self.store.account_config(&a, "webhooks").await? {
-                count = count.or_else(|| doc.get("attempt_failure_count").and_then(Value::as_u64));
-                window =
-                    window.or_else(|| doc.get("attempt_failure_expiry_ms").and_then(Value::as_u64));
-            }
-        }
-        Ok(Threshold {
-            count: count
-                .map(|c| c as u32)
-                .unwrap_or(system.attempt_failure_count),
-            window_ms: window.unwrap_or(system.attempt_failure_expiry_ms),
-        })
     }
 
     /// Switches one hook off, saying why in `pvt_disabled_message`, and publishes
@@ -211,4 +184,34 @@ impl Disabler {
             }
         });
     }
+}
+
+/// An account's disable threshold and window: its own `configs_webhooks`, else the nearest
+/// ancestor's, else the system's (KAZOO's account → reseller → system chain).
+pub(crate) async fn threshold(
+    store: &dyn Store,
+    hooks: &LiveHooks,
+    account: &AccountId,
+    system: &WebhooksConfig,
+) -> Result<Threshold, StoreError> {
+    let snap = hooks.snapshot();
+    let mut chain = vec![account.clone()];
+    chain.extend(snap.ancestors(account).iter().rev().cloned());
+    let (mut count, mut window) = (None, None);
+    for a in chain {
+        if count.is_some() && window.is_some() {
+            break;
+        }
+        if let Some(doc) = store.account_config(&a, "webhooks").await? {
+            count = count.or_else(|| doc.get("attempt_failure_count").and_then(Value::as_u64));
+            window =
+                window.or_else(|| doc.get("attempt_failure_expiry_ms").and_then(Value::as_u64));
+        }
+    }
+    Ok(Threshold {
+        count: count
+            .map(|c| c as u32)
+            .unwrap_or(system.attempt_failure_count),
+        window_ms: window.unwrap_or(system.attempt_failure_expiry_ms),
+    })
 }

@@ -20,11 +20,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use webhooks_core::config::WebhooksConfig;
 use webhooks_core::event::{Event, EventError};
+use webhooks_core::failures::{FailureCount, FailureDesk};
 use webhooks_core::live::LiveHooks;
 use webhooks_core::pending::DeliveryJournal;
 use webhooks_core::reenable::reenable_tree;
 use webhooks_core::transport::{
-    ConfigListener, DocAction, DocChange, FailedTry, FailureShare, Notifier,
+    ConfigListener, DocAction, DocChange, FailedTry, FailureShare, FlushedFailures, Notifier,
 };
 use webhooks_core::{
     Account, AccountId, Doc, EventSink, ModuleRegistry, PublishReport, Settled, Store, StoreError,
@@ -32,7 +33,7 @@ use webhooks_core::{
 
 use crate::attempts::{AttemptsPending, WriterConfig};
 use crate::config::EngineConfig;
-use crate::disabler::{Disabler, Notices};
+use crate::disabler::{threshold, Disabler, Notices};
 use crate::intake::Intake;
 use crate::peers::Peers;
 use crate::recorder::TryRecorder;
@@ -385,6 +386,13 @@ impl EventSink for Engine {
     async fn publish_held(&self, event: Event) -> Result<(PublishReport, Settled), EventError> {
         self.intake.publish_held(event).await
     }
+
+    async fn resend(
+        &self,
+        deliveries: Vec<webhooks_core::delivery::Delivery>,
+    ) -> Result<usize, EventError> {
+        self.intake.resend(deliveries).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -436,5 +444,59 @@ impl ConfigListener for Engine {
             self.hooks
                 .record_failure(&failure.account, &failure.hook, failure.at_ms);
         }
+    }
+
+    fn peer_flushed(&self, flushed: &FlushedFailures) {
+        match &flushed.hook {
+            Some(hook) => self.hooks.forget_failures(&flushed.account, hook),
+            None => self.hooks.forget_account_failures(&flushed.account),
+        };
+    }
+}
+
+/// The failure counts for the maintenance commands (through the API). Counts are read with
+/// each account's own window, as the disabler reads them; a flush is told to the other nodes,
+/// which hold the same counts.
+#[async_trait::async_trait]
+impl FailureDesk for Engine {
+    async fn failure_counts(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<FailureCount>, StoreError> {
+        let system = self.settings.current();
+        let failures = self.hooks.failures();
+        let mut windows = std::collections::HashMap::new();
+        for a in failures.accounts() {
+            if account.is_none_or(|wanted| *wanted == a) {
+                let t = threshold(self.store.as_ref(), &self.hooks, &a, &system).await?;
+                windows.insert(a, t.window_ms);
+            }
+        }
+        let now = webhooks_core::time::now_unix_ms();
+        let counts = failures.counts(now, |a| {
+            windows
+                .get(a)
+                .copied()
+                .unwrap_or(system.attempt_failure_expiry_ms)
+        });
+        Ok(counts
+            .into_iter()
+            .filter(|(a, _, _)| account.is_none_or(|wanted| wanted == a))
+            .map(|(account_id, hook_id, count)| FailureCount {
+                account_id,
+                hook_id,
+                count,
+            })
+            .collect())
+    }
+
+    fn flush_account_failures(&self, account: &AccountId) -> usize {
+        self.peers.flushed(account, None);
+        self.hooks.forget_account_failures(account)
+    }
+
+    fn flush_hook_failures(&self, account: &AccountId, hook: &str) -> usize {
+        self.peers.flushed(account, Some(hook));
+        self.hooks.forget_failures(account, hook)
     }
 }

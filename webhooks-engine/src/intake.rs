@@ -132,13 +132,52 @@ impl Intake {
             }
         };
         let n = jobs.len();
-        self.stats
-            .deliveries_dispatched
-            .fetch_add(n as u64, Ordering::Relaxed);
         let (shares, settled) = hold(if held { n } else { 0 });
         for (job, share) in jobs.iter_mut().zip(shares) {
             job.hold = Some(share);
         }
+        self.enqueue(jobs).await?;
+        let report = PublishReport {
+            dispatched: n,
+            dropped: None,
+        };
+        Ok((report, settled))
+    }
+
+    /// Sends deliveries made elsewhere (a replay, a recovery) the way an event's are sent:
+    /// journaled first when there is a journal, so a 202 for them is as good as for an
+    /// event. Returns how many were queued.
+    pub(crate) async fn resend(&self, deliveries: Vec<Delivery>) -> Result<usize, EventError> {
+        if self.stop.is_cancelled() {
+            return Err(EventError::Stopped);
+        }
+        let snap = self.hooks.snapshot();
+        let accepted = Instant::now();
+        let jobs: Vec<Job> = deliveries
+            .into_iter()
+            .map(|delivery| Job {
+                from_table: snap
+                    .hooks_of(&delivery.hook.account_id)
+                    .any(|h| Arc::ptr_eq(h, &delivery.hook)),
+                delivery,
+                journal_id: None,
+                due: None,
+                since: accepted,
+                hold: None,
+            })
+            .collect();
+        let n = jobs.len();
+        self.enqueue(jobs).await?;
+        Ok(n)
+    }
+
+    /// Journals `jobs` (with a journal), hands them to the router, and returns once both are
+    /// done: queued, and durable.
+    async fn enqueue(&self, mut jobs: Vec<Job>) -> Result<(), EventError> {
+        let n = jobs.len();
+        self.stats
+            .deliveries_dispatched
+            .fetch_add(n as u64, Ordering::Relaxed);
         let durable = match &self.journal {
             Some(journal) if n > 0 => {
                 let first = journal.new_ids(n);
@@ -155,7 +194,7 @@ impl Intake {
         for job in jobs {
             if self.jobs.send(job).await.is_err() {
                 // The router closed its intake: the engine is shutting down.
-                tracing::warn!("engine stopping; event not (or only partly) queued");
+                tracing::warn!("engine stopping; deliveries not (or only partly) queued");
                 return Err(EventError::Stopped);
             }
         }
@@ -165,11 +204,7 @@ impl Intake {
                 return Err(EventError::NotDurable(e.to_string()));
             }
         }
-        let report = PublishReport {
-            dispatched: n,
-            dropped: None,
-        };
-        Ok((report, settled))
+        Ok(())
     }
 
     /// The event's deliveries; `Ok(Err(why))` when it is dropped on purpose (counted here).

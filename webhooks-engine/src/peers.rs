@@ -3,7 +3,7 @@
 //! per node). The transport does the telling; until one is attached there is nobody to tell.
 
 use arc_swap::ArcSwapOption;
-use webhooks_core::transport::{FailedTry, FailureShare};
+use webhooks_core::transport::{FailedTry, FailureShare, FlushedFailures};
 use webhooks_core::AccountId;
 
 #[derive(Default)]
@@ -23,6 +23,16 @@ impl Peers {
                 account: account.clone(),
                 hook: hook.to_owned(),
                 at_ms,
+            });
+        }
+    }
+
+    /// Tells the other nodes that an operator flushed failure counts here.
+    pub(crate) fn flushed(&self, account: &AccountId, hook: Option<&str>) {
+        if let Some(share) = self.share.load().as_ref() {
+            share.flushed(FlushedFailures {
+                account: account.clone(),
+                hook: hook.map(str::to_owned),
             });
         }
     }

@@ -67,7 +67,9 @@ impl TryRecorder {
             self.stats
                 .finished
                 .count(DeliveryResult::Succeeded, outcome.status());
-            if self.settings.log_successful_attempts() {
+            // A replay's success is always recorded: a later recovery reads it to know the
+            // delivery arrived.
+            if self.settings.log_successful_attempts() || d.replay {
                 let doc = attempt_doc(d, &outcome, tries_left_before, now);
                 self.attempts.push(doc).await;
             }
@@ -80,26 +82,32 @@ impl TryRecorder {
         self.peers.failed(&d.hook.account_id, &d.hook.id, failed_at);
         inc(&self.stats.tries_failed);
         tracing::debug!(account = %d.hook.account_id, hook = %d.hook.id, uri = %d.hook.uri, webhook_id = %d.webhook_id, ?outcome, "delivery try failed");
-        let doc = attempt_doc(d, &outcome, tries_left_before, now);
+        // Read once: the stop may come while this runs, and the attempt must say what happened.
+        let stopping = self.stop.is_cancelled();
+        let tried_again = outcome.status() != Some(410)
+            && outcome.is_retryable()
+            && d.tries_left() > 0
+            && (!stopping || self.journal.is_some());
+        let mut doc = attempt_doc(d, &outcome, tries_left_before, now);
+        // What a recovery asks of the attempts: was this the delivery's last try?
+        doc.set(webhooks_core::replay::FINAL_TRY, !tried_again);
         self.attempts.push(doc).await;
         if outcome.status() == Some(410) {
             self.gone(&job);
-        } else if outcome.is_retryable() && d.tries_left() > 0 {
+        } else if tried_again {
             let delay = self.retry_delay(&job, &outcome);
-            if !self.stop.is_cancelled() {
-                inc(&self.stats.retries_scheduled);
-                let due = Instant::now() + delay;
-                (job.due, job.since) = (Some(due), due);
-                self.note(&job, JournalNote::RetryIn(delay));
-                // Settled for whoever holds the event: the journal has the retry now.
-                job.hold = None;
-                return Some(job);
-            }
-            if self.journal.is_some() {
+            if stopping {
                 // Shutting down: the journal keeps it, due as scheduled, for the restart.
                 self.note(&job, JournalNote::RetryIn(delay));
                 return None;
             }
+            inc(&self.stats.retries_scheduled);
+            let due = Instant::now() + delay;
+            (job.due, job.since) = (Some(due), due);
+            self.note(&job, JournalNote::RetryIn(delay));
+            // Settled for whoever holds the event: the journal has the retry now.
+            job.hold = None;
+            return Some(job);
         }
         inc(&self.stats.deliveries_failed);
         self.stats

@@ -72,6 +72,9 @@ fn job_of(p: PendingDelivery, hook: Arc<Hook>) -> Job {
             webhook_id: p.webhook_id,
             request: p.request,
             tries: p.tries,
+            // The journal does not keep it: a replay resumed after a restart records its
+            // success only as `log_successful_attempts` says.
+            replay: false,
         },
         from_table: true,
         journal_id: Some(p.id),

@@ -128,6 +128,16 @@ impl Server {
         // The `object` module offers the types the stored settings name, as the CLI reads them.
         let settings = WebhooksConfig::from_doc(store.system_config("webhooks").await?.as_ref());
         let registry = webhooks_modules::kazoo_registry(&settings.object_types);
+        // KAZOO's start writes each module's definition (`webhook_meta`) into the master
+        // account, where KAZOO's crossbar and Monster UI read them. Not fatal, as in KAZOO:
+        // the engine and this API serve the catalogue from the registry.
+        match webhooks_core::definitions::init(store.as_ref(), &registry).await {
+            Ok(written) if !written.is_empty() => {
+                tracing::info!(definitions = ?written, "hook definitions written")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "hook definitions not written"),
+        }
         config.engine.cluster_id = Some(boot.cluster_id.clone());
         config.engine.node = config.node.clone();
         config.engine.destinations = config.destinations.clone();
@@ -171,6 +181,7 @@ impl Server {
             config.api.clone(),
         )
         .with_events(Arc::new(engine.clone()))
+        .with_failures(Arc::new(engine.clone()))
         .with_request_observer(observability.request_observer());
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         Ok(Server {

@@ -19,6 +19,7 @@
 
 pub mod attempts;
 pub mod auth_keys;
+pub mod definitions;
 pub mod docs;
 pub mod feed;
 pub mod fixtures;
@@ -83,6 +84,13 @@ macro_rules! store_contract_tests {
                 saving_under_a_used_id_replaces_the_key,
                 keys_are_kept_per_id,
             ],
+            definitions: [
+                definitions_need_a_master_account,
+                a_definition_is_saved_read_listed_and_deleted,
+                a_deleted_definition_is_created_again,
+                a_stale_definition_revision_conflicts,
+                only_webhooks_ids_are_definitions,
+            ],
         );
     };
     (@cases $make_store:expr; $($module:ident: [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -105,6 +113,7 @@ mod tests {
             ("feed", include_str!("contract/feed.rs")),
             ("attempts", include_str!("contract/attempts.rs")),
             ("auth_keys", include_str!("contract/auth_keys.rs")),
+            ("definitions", include_str!("contract/definitions.rs")),
         ];
         let mut cases = Vec::new();
         for (module, source) in sources {
@@ -126,7 +135,7 @@ mod tests {
         let start = source.find("@cases $make_store;").unwrap();
         let list = &source[start..source[start..].find(");").unwrap() + start];
         let mut cases = Vec::new();
-        for module in ["docs", "feed", "attempts", "auth_keys"] {
+        for module in ["docs", "feed", "attempts", "auth_keys", "definitions"] {
             let from = list.find(&format!("{module}: [")).unwrap();
             let body = &list[from..from + list[from..].find(']').unwrap()];
             let names = body.split_once('[').unwrap().1.split(',');

@@ -9,6 +9,7 @@
 //! | configuration | `system_config/<category>`, `configs_<category>` in the account's db ([`configs`]) |
 //! | attempts | the account's MODB `account/xx/yy/rest-YYYYMM` ([`attempts`], [`months`]) |
 //! | signing keys | `system_auth/<kid>`, attachment `private_key.pem` ([`auth_keys`]) |
+//! | hook definitions | `webhooks_<module>` in the master account's db ([`definitions`]) |
 //!
 //! Every request goes through couch_rs's client ([`client`]), with a 10 s bound, so a CouchDB
 //! that is down or stuck answers [`StoreError::Backend`] (crossbar's 503) rather than hanging.
@@ -25,6 +26,7 @@ mod changes;
 mod client;
 mod config;
 mod configs;
+mod definitions;
 mod hooks;
 mod months;
 mod names;
@@ -34,8 +36,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use webhooks_core::store::{
-    AccountStore, AttemptPage, AttemptQuery, AttemptStore, AuthKeyStore, ConfigStore, FeedPosition,
-    HookChanges, HookStore, StoreError, StoreResult,
+    AccountStore, AttemptPage, AttemptQuery, AttemptStore, AuthKeyStore, ConfigStore,
+    DefinitionStore, FeedPosition, HookChanges, HookStore, StoreError, StoreResult,
 };
 use webhooks_core::{AccountId, Doc};
 
@@ -190,5 +192,26 @@ impl ConfigStore for CouchStore {
         doc: Doc,
     ) -> StoreResult<Doc> {
         configs::save_account(&self.couch, account, category, doc).await
+    }
+}
+
+/// KAZOO's `webhook_meta` documents in the master account's database (the account
+/// `system_config/accounts` names in `master_account_id`).
+#[async_trait]
+impl DefinitionStore for CouchStore {
+    async fn definitions(&self) -> StoreResult<Vec<Doc>> {
+        definitions::all(&self.couch).await
+    }
+
+    async fn definition(&self, id: &str) -> StoreResult<Option<Doc>> {
+        definitions::get(&self.couch, id).await
+    }
+
+    async fn save_definition(&self, doc: Doc) -> StoreResult<Doc> {
+        definitions::save(&self.couch, doc).await
+    }
+
+    async fn delete_definition(&self, id: &str) -> StoreResult<()> {
+        definitions::delete(&self.couch, id).await
     }
 }

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use webhooks_core::store::{
-    AccountStore, AttemptPage, AttemptQuery, AttemptStore, AuthKeyStore, ConfigStore, FeedPosition,
-    HookChanges, HookStore, StoreError, StoreResult,
+    AccountStore, AttemptPage, AttemptQuery, AttemptStore, AuthKeyStore, ConfigStore,
+    DefinitionStore, FeedPosition, HookChanges, HookStore, StoreError, StoreResult,
 };
 use webhooks_core::{AccountId, Doc};
 
@@ -327,6 +327,33 @@ impl AuthKeyStore for EmbeddedStore {
         let (kid, pem) = (kid.to_owned(), pem.to_vec());
         self.write(move |tx| docs::save_auth_key(tx, &kid, &pem))
             .await
+    }
+}
+
+/// Definitions need the master account (`system_config/accounts`), as in KAZOO's layout where
+/// they live in its database; each is stamped with it ([`webhooks_core::definitions::place`]).
+#[async_trait]
+impl DefinitionStore for EmbeddedStore {
+    async fn definitions(&self) -> StoreResult<Vec<Doc>> {
+        self.read(docs::definitions).await
+    }
+
+    async fn definition(&self, id: &str) -> StoreResult<Option<Doc>> {
+        let id = id.to_owned();
+        self.read(move |conn| docs::definition(conn, &id)).await
+    }
+
+    async fn save_definition(&self, doc: Doc) -> StoreResult<Doc> {
+        self.write(|tx| docs::save_definition(tx, doc)).await
+    }
+
+    /// [`StoreError::NotFound`] when there was no such definition.
+    async fn delete_definition(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        found(
+            self.write(move |tx| docs::delete_definition(tx, &id))
+                .await?,
+        )
     }
 }
 

@@ -1,7 +1,9 @@
 //! # webhooks-store: where the engine's documents live
 //!
 //! `webhooks-core` describes storage as a handful of small traits ([`AccountStore`],
-//! [`HookStore`], [`AttemptStore`], [`ConfigStore`], together [`Store`]) and does no I/O itself.
+//! [`HookStore`], [`AttemptStore`], [`ConfigStore`], [`AuthKeyStore`], [`DefinitionStore`]
+//! (KAZOO's `webhook_meta` hook definitions in the master account), together [`Store`]) and
+//! does no I/O itself.
 //! This crate holds the adapters that implement those traits against a real backend, so the
 //! engine, the API and the CLI can be handed any of them through the [`Store`] trait and never
 //! learn which one it is.
@@ -29,6 +31,8 @@
 //! [`HookStore`]: webhooks_core::store::HookStore
 //! [`AttemptStore`]: webhooks_core::store::AttemptStore
 //! [`ConfigStore`]: webhooks_core::store::ConfigStore
+//! [`AuthKeyStore`]: webhooks_core::store::AuthKeyStore
+//! [`DefinitionStore`]: webhooks_core::store::DefinitionStore
 //! [`Store`]: webhooks_core::store::Store
 
 pub mod contract;

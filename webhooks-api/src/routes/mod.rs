@@ -3,6 +3,8 @@
 pub mod accounts;
 pub mod api_auth;
 pub mod events;
+pub mod failures;
+pub mod replay;
 pub mod secrets;
 pub mod webhooks;
 

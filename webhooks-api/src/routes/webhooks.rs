@@ -426,13 +426,17 @@ async fn delete(
     Ok(Reply::doc(Value::Object(data), saved.rev()))
 }
 
-async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pairs) -> ApiResult {
-    let params = list_params(&state, &q)?;
+/// The range of an attempts query, in gregorian seconds, as crossbar reads it: `created_to`
+/// defaults to now and `created_from` to the longest range before it; a range that is
+/// reversed or longer than `max_range_secs` is refused.
+pub(super) fn attempt_range(
+    state: &ApiState,
+    created_from: Option<i64>,
+    created_to: Option<i64>,
+) -> Result<(i64, i64), ApiError> {
     let max = state.config().max_range_secs;
-    let to = params
-        .created_to
-        .unwrap_or_else(webhooks_core::time::now_gregorian);
-    let from = params.created_from.unwrap_or(to - max);
+    let to = created_to.unwrap_or_else(webhooks_core::time::now_gregorian);
+    let from = created_from.unwrap_or(to - max);
     if from > to {
         return Err(ApiError::validation(
             json!({"created_from": {"date_range": {
@@ -446,6 +450,12 @@ async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pa
             "cause": from}}}),
         ));
     }
+    Ok((from, to))
+}
+
+async fn attempts(state: ApiState, account: Account, hook: Option<String>, q: Pairs) -> ApiResult {
+    let params = list_params(&state, &q)?;
+    let (from, to) = attempt_range(&state, params.created_from, params.created_to)?;
     // The store's cursor travels to the client and back as text, untouched: only the store
     // can read it, and it refuses one it did not make (a 400 on `start_key`).
     let start = params.start_key.as_deref().map(AttemptCursor::new);

@@ -439,3 +439,35 @@ pub fn channel_create(account: &str) -> Value {
     e["Custom-Channel-Vars"]["Account-ID"] = json!(account);
     e
 }
+
+/// What one run of the `webhooks` CLI printed and how it ended.
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `webhooks` CLI (built beside `webhooksd` by the workspace's test run) with `args`,
+/// without the environment's `WEBHOOKS_*` settings.
+pub async fn webhooks_cli(args: Vec<std::ffi::OsString>) -> CliRun {
+    let binary = Path::new(env!("CARGO_BIN_EXE_webhooksd")).with_file_name("webhooks");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests for the whole workspace (scripts/test)",
+        binary.display()
+    );
+    let mut cmd = Command::new(binary);
+    cmd.args(args)
+        .env_remove("WEBHOOKS_API")
+        .env_remove("WEBHOOKS_API_KEY")
+        .env_remove("WEBHOOKS_DATA_DIR")
+        .env_remove("WEBHOOKS_COUCHDB_URL");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run webhooks"))
+        .await
+        .unwrap();
+    CliRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

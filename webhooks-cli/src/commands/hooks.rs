@@ -13,9 +13,13 @@ use crate::CliError;
 ///
 /// KAZOO dumps the running node's in-memory table; this reads the store and applies the same
 /// load rules, so it shows what a (re)started daemon fires, whether or not one runs.
+///
+/// With `json`, the same hooks as a JSON array of objects with the table's columns and the
+/// hook's id.
 pub async fn hooks_configured(
     store: &dyn Store,
     account: Option<&AccountId>,
+    json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let config = WebhooksConfig::from_doc(store.system_config("webhooks").await?.as_ref());
@@ -32,6 +36,24 @@ pub async fn hooks_configured(
     // KAZOO's table has no order; grouping by account makes the listing readable.
     hooks.sort_by(|a, b| (&a.account_id, &a.id).cmp(&(&b.account_id, &b.id)));
 
+    if json {
+        let rows: Vec<serde_json::Value> = hooks
+            .iter()
+            .map(|hook| {
+                serde_json::json!({
+                    "id": hook.id,
+                    "uri": hook.uri,
+                    "http_verb": hook.http_verb.as_str(),
+                    "event": hook.internal_event(),
+                    "retries": hook.retries,
+                    "account_id": hook.account_id,
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&rows).unwrap_or_default();
+        writeln!(out, "{text}")?;
+        return Ok(());
+    }
     if hooks.is_empty() {
         writeln!(out, "no webhooks configured")?;
         return Ok(());

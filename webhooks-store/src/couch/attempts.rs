@@ -3,8 +3,11 @@
 //! MODB's `_design/webhooks` views (`attempts_by_time_listing`, `attempts_by_hook_listing`).
 //!
 //! A view row's place is (key, document id), so an attempt's id decides its place among those
-//! of the same second: ids this store gives ([`attempt_id`]) grow in the order they are made,
-//! which keeps same-second attempts in the order they were saved. A cursor names a row as
+//! of the same second: attempts take their ids when they are made
+//! ([`webhooks_core::ids::ordered_doc_id`], which grow in that order), and an attempt without
+//! one gets one here. A batch written again because the answer to the first write was lost
+//! carries the same ids: CouchDB's conflict for those is taken as "already written", so a
+//! retried batch never duplicates an attempt. A cursor names a row as
 //! `cc.<created>.<hex of the id>`, characters a URL query carries unescaped. PouchDB ignores
 //! `startkey_docid`, so a page resumes without it: the rows of the cursor's second are read
 //! whole and filtered by id, then the range goes on from the next second.
@@ -16,8 +19,6 @@
 //! A batch is checked whole before anything is written, then saved with one `_bulk_docs` per
 //! MODB. CouchDB has no transaction across requests: a batch spanning months that fails
 //! half-way keeps the months already written.
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use couch_rs::types::query::QueryParams;
 use serde_json::{json, Value};
@@ -54,13 +55,13 @@ pub(super) async fn save(couch: &Couch, months: &Months, docs: &[Doc]) -> Result
     for (account, month, docs) in groups {
         months.ensure(couch, &account, month).await?;
         let db = modb(&account, month);
-        match couch.bulk(&db, docs.clone()).await {
+        match couch.bulk_once(&db, docs.clone()).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => {
                 // Pruned by another process since this one created it: create it again.
                 months.forget(&account, month);
                 months.ensure(couch, &account, month).await?;
-                couch.bulk(&db, docs).await?;
+                couch.bulk_once(&db, docs).await?;
             }
             // The server is down or refused the batch: the caller keeps it and tries again.
             Err(e) => return Err(e),
@@ -82,7 +83,7 @@ fn place(doc: &Doc) -> Result<Placed, StoreError> {
     let month = month_of(created);
     let mut doc = doc.clone();
     match doc.get("_id") {
-        None => doc.set("_id", attempt_id()),
+        None => doc.set("_id", webhooks_core::ids::ordered_doc_id()),
         Some(Value::String(id)) if !id.is_empty() => {}
         Some(_) => return Err(bad("_id is not a string")),
     }
@@ -92,22 +93,6 @@ fn place(doc: &Doc) -> Result<Placed, StoreError> {
         month,
         doc,
     })
-}
-
-/// 32 hex: a counter that starts at the clock (microseconds) and only grows, then 8 random
-/// bytes. Ids sort in the order they were made, within a process; across processes, by time.
-fn attempt_id() -> String {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = u64::try_from(webhooks_core::time::now_unix_ms()).unwrap_or(0) * 1000;
-    let mut prev = LAST.load(Ordering::Relaxed);
-    let next = loop {
-        let next = now.max(prev + 1);
-        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => break next,
-            Err(seen) => prev = seen,
-        }
-    };
-    format!("{next:016x}{}", webhooks_core::ids::random_hex(8))
 }
 
 // ---- listing ---------------------------------------------------------------------------------
@@ -421,12 +406,5 @@ mod tests {
                 "{forged}"
             );
         }
-    }
-
-    #[test]
-    fn attempt_ids_grow_in_the_order_they_are_made() {
-        let ids: Vec<String> = (0..100).map(|_| attempt_id()).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]));
-        assert!(ids.iter().all(|id| webhooks_core::ids::is_hex32(id)));
     }
 }

@@ -147,6 +147,22 @@ impl Couch {
             .try_for_each(|r| r.map(drop).map_err(fault))
     }
 
+    /// Writes new documents, each under an id given once: a document whose id is taken
+    /// (a conflict) was written by an earlier try of the same batch and counts as written.
+    pub async fn bulk_once(&self, db: &str, docs: Vec<Value>) -> Result<(), StoreError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let mut docs = docs;
+        let results = self.db(db).bulk_docs(&mut docs).await.map_err(fault)?;
+        results
+            .into_iter()
+            .try_for_each(|r| match r.map_err(fault) {
+                Ok(_) | Err(StoreError::Conflict) => Ok(()),
+                Err(e) => Err(e),
+            })
+    }
+
     /// Rows of a view, JSON query parameters as CouchDB names them (`startkey`, `limit`...).
     pub async fn view(
         &self,

@@ -1,12 +1,14 @@
-//! The revisioned document tables: accounts, hooks, system and account configuration.
+//! The revisioned document tables: accounts, hooks, system and account configuration, hook
+//! definitions.
 //!
-//! All four follow CouchDB's rule, implemented once in [`revise`]: a document without `_rev`
+//! All five follow CouchDB's rule, implemented once in [`revise`]: a document without `_rev`
 //! creates (and conflicts if the id exists), a document with `_rev` updates only that exact
 //! revision, and every save stamps a fresh `_rev`. Writers take the caller's immediate
 //! transaction, so the revision read and the write cannot be separated by another writer.
 
 use rusqlite::{params, Connection, OptionalExtension, Params, Transaction};
 use serde_json::{Map, Value};
+use webhooks_core::definitions;
 use webhooks_core::ids::{new_doc_id, random_hex};
 use webhooks_core::store::StoreError;
 use webhooks_core::{AccountId, Doc};
@@ -223,6 +225,61 @@ pub(super) fn save_account_config(
         params![account.as_str(), category, rev, json],
     )?;
     Ok(doc)
+}
+
+/// The master account, which hook definitions belong to: named by `system_config/accounts`
+/// and present, else the [`StoreError::Backend`] every store words the same way.
+fn master(conn: &Connection) -> Result<AccountId, Fault> {
+    let config = system_config(conn, "accounts")?;
+    let master = definitions::master_account(config.as_ref())?;
+    if account(conn, &master)?.is_none() {
+        return Err(definitions::missing_master(&master).into());
+    }
+    Ok(master)
+}
+
+pub(super) fn definitions(conn: &Connection) -> Result<Vec<Doc>, Fault> {
+    master(conn)?;
+    many(
+        conn,
+        "hook_definitions",
+        "SELECT id, doc FROM hook_definitions ORDER BY id",
+        [],
+    )
+}
+
+pub(super) fn definition(conn: &Connection, id: &str) -> Result<Option<Doc>, Fault> {
+    master(conn)?;
+    one(
+        conn,
+        "hook_definitions",
+        "SELECT id, doc FROM hook_definitions WHERE id = ?1",
+        [id],
+    )
+}
+
+/// Only `webhooks_*` ids are taken ([`definitions::place`]), so the table holds nothing else.
+pub(super) fn save_definition(tx: &Transaction<'_>, doc: Doc) -> Result<Doc, Fault> {
+    let doc = definitions::place(doc, &master(tx)?)?;
+    let id = doc.id().unwrap_or_default().to_owned();
+    let (doc, rev, json) = revise(
+        tx,
+        "SELECT rev FROM hook_definitions WHERE id = ?1",
+        [&id],
+        doc,
+        &id,
+    )?;
+    tx.execute(
+        "INSERT INTO hook_definitions (id, rev, doc) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, doc = excluded.doc",
+        params![id, rev, json],
+    )?;
+    Ok(doc)
+}
+
+pub(super) fn delete_definition(tx: &Transaction<'_>, id: &str) -> Result<bool, Fault> {
+    master(tx)?;
+    Ok(tx.execute("DELETE FROM hook_definitions WHERE id = ?1", [id])? > 0)
 }
 
 /// Applies the revision rule to `doc` against the row `select_rev` finds, and stamps `_id` and

@@ -103,6 +103,15 @@ CREATE TABLE account_tombstones (
     id TEXT PRIMARY KEY NOT NULL
 );
 "#,
+    // 5: hook definitions (KAZOO's `webhook_meta` documents of the master account's database),
+    // by their `webhooks_<module>` id.
+    r#"
+CREATE TABLE hook_definitions (
+    id  TEXT PRIMARY KEY NOT NULL,
+    rev TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+"#,
 ];
 
 /// Sets the per-connection pragmas. `file_backed` is false for in-memory databases, which have
