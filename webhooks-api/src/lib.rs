@@ -27,6 +27,7 @@ use axum::Router;
 use webhooks_core::config::UriBlacklist;
 use webhooks_core::failures::FailureDesk;
 use webhooks_core::live::LiveHooks;
+use webhooks_core::replay::Resend;
 use webhooks_core::{EventSink, ModuleRegistry, Store};
 
 pub use auth::Auth;
@@ -93,6 +94,7 @@ struct Inner {
     hooks: Arc<LiveHooks>,
     events: Option<Arc<dyn EventSink>>,
     failures: Option<Arc<dyn FailureDesk>>,
+    resend: Option<Arc<dyn Resend>>,
     requests: Option<Arc<dyn RequestObserver>>,
 }
 
@@ -130,6 +132,7 @@ impl ApiState {
             hooks,
             events: None,
             failures: None,
+            resend: None,
             requests: None,
         }))
     }
@@ -150,6 +153,11 @@ impl ApiState {
         self.with(|i| i.failures = Some(failures))
     }
 
+    /// Where `.../replay` and `.../recover` send deliveries again (the engine).
+    pub fn with_resend(self, resend: Arc<dyn Resend>) -> Self {
+        self.with(|i| i.resend = Some(resend))
+    }
+
     /// Where every answered request is reported (`webhooks-metrics`).
     pub fn with_request_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
         self.with(|i| i.requests = Some(observer))
@@ -166,6 +174,10 @@ impl ApiState {
 
     pub fn failures(&self) -> Option<&Arc<dyn FailureDesk>> {
         self.0.failures.as_ref()
+    }
+
+    pub fn resend(&self) -> Option<&Arc<dyn Resend>> {
+        self.0.resend.as_ref()
     }
 
     pub fn store(&self) -> &dyn Store {

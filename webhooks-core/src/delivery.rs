@@ -267,6 +267,12 @@ pub fn modb_name(account: &crate::AccountId, unix_secs: i64) -> String {
     format!("{}-{y:04}{m:02}", account.db_name())
 }
 
+/// Private attempt field (ours): true when no further try followed this failed one (it was
+/// the delivery's last), false when a retry was scheduled. Recovery reads it (`replay.rs`).
+pub const FINAL_TRY: &str = "pvt_final_try";
+/// Private attempt field (ours) of a GET: the payload's query string, which `uri` leaves out.
+pub const REQUEST_QUERY: &str = "pvt_req_query";
+
 /// The attempt document of one try (§2.3). `tries_left_before` is KAZOO's R, the tries left
 /// counting this one. The request's uri is recorded without the GET query string.
 pub fn attempt_doc(d: &Delivery, outcome: &Outcome, tries_left_before: u8, now_unix: i64) -> Doc {
@@ -292,7 +298,7 @@ pub fn attempt_doc(d: &Delivery, outcome: &Outcome, tries_left_before: u8, now_u
         let query = (d.request.url.strip_prefix(d.hook.uri.as_str()))
             .map(|rest| rest.trim_start_matches(['?', '&']))
             .unwrap_or_default();
-        m.insert(crate::replay::REQUEST_QUERY.into(), json!(query));
+        m.insert(REQUEST_QUERY.into(), json!(query));
     }
     let left = |r: u8, minus: u8| -> Value {
         if r <= 1 {

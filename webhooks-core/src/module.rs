@@ -146,18 +146,6 @@ pub trait EventSink: Send + Sync {
         let report = self.publish(event).await?;
         Ok((report, Box::pin(std::future::ready(()))))
     }
-
-    /// Sends deliveries built elsewhere (a replay or a recovery, `replay.rs`) as an event's
-    /// deliveries are sent: durable before this returns when the engine keeps a journal.
-    /// Returns how many were queued. The default refuses: a sink without an engine behind it
-    /// has nothing to send them with.
-    async fn resend(
-        &self,
-        deliveries: Vec<crate::delivery::Delivery>,
-    ) -> Result<usize, EventError> {
-        let _ = deliveries;
-        Err(EventError::Stopped)
-    }
 }
 
 /// Completes once an event's deliveries are settled (see [`EventSink::publish_held`]).

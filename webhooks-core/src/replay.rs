@@ -14,13 +14,19 @@ use serde_json::Value;
 
 use crate::delivery::{Delivery, HttpRequest};
 use crate::doc::Doc;
+use crate::event::EventError;
 use crate::hook::{Hook, HttpVerb};
 
-/// Private attempt field: true when no further try followed this failed one (it was the
-/// delivery's last), false when a retry was scheduled.
-pub const FINAL_TRY: &str = "pvt_final_try";
-/// Private attempt field of a GET: the payload's query string, which `uri` leaves out.
-pub const REQUEST_QUERY: &str = "pvt_req_query";
+pub use crate::delivery::{FINAL_TRY, REQUEST_QUERY};
+
+/// Sends deliveries built here as an event's deliveries are sent: durable before it returns
+/// when the engine keeps a journal. The engine implements it; the API's replay and recover
+/// routes hold it.
+#[async_trait::async_trait]
+pub trait Resend: Send + Sync {
+    /// Queues the deliveries; returns how many.
+    async fn resend(&self, deliveries: Vec<Delivery>) -> Result<usize, EventError>;
+}
 
 /// Why an attempt cannot be sent again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -24,6 +24,7 @@ use webhooks_core::failures::{FailureCount, FailureDesk};
 use webhooks_core::live::LiveHooks;
 use webhooks_core::pending::DeliveryJournal;
 use webhooks_core::reenable::reenable_tree;
+use webhooks_core::replay::Resend;
 use webhooks_core::transport::{
     ConfigListener, DocAction, DocChange, FailedTry, FailureShare, FlushedFailures, Notifier,
 };
@@ -386,7 +387,11 @@ impl EventSink for Engine {
     async fn publish_held(&self, event: Event) -> Result<(PublishReport, Settled), EventError> {
         self.intake.publish_held(event).await
     }
+}
 
+/// Replays and recoveries (the API's `replay.rs` routes) go in as an event's deliveries do.
+#[async_trait::async_trait]
+impl Resend for Engine {
     async fn resend(
         &self,
         deliveries: Vec<webhooks_core::delivery::Delivery>,

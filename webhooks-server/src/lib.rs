@@ -182,6 +182,7 @@ impl Server {
         )
         .with_events(Arc::new(engine.clone()))
         .with_failures(Arc::new(engine.clone()))
+        .with_resend(Arc::new(engine.clone()))
         .with_request_observer(observability.request_observer());
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         Ok(Server {

@@ -234,7 +234,7 @@ async fn send(state: &ApiState, deliveries: Vec<Delivery>) -> Result<usize, ApiE
     if deliveries.is_empty() {
         return Ok(0);
     }
-    let Some(sink) = state.events() else {
+    let Some(sink) = state.resend() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no delivery engine",
