@@ -1,10 +1,13 @@
 //! The `webhooks` binary against a real embedded store: what it prints, its exit code, and what
 //! it leaves in the store.
 
+mod common;
+
 use std::future::Future;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{block, doc, stderr, stdout, webhooks};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use webhooks_core::store::{AccountStore, ConfigStore, HookStore};
@@ -15,18 +18,6 @@ const ROOT: &str = "00000000000000000000000000000001";
 const CHILD: &str = "00000000000000000000000000000002";
 const GRANDCHILD: &str = "00000000000000000000000000000003";
 const SIBLING: &str = "00000000000000000000000000000004";
-
-fn block<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
-fn doc(v: Value) -> Doc {
-    Doc::from_value(v).expect("object")
-}
 
 fn id(s: &str) -> AccountId {
     AccountId::parse(s).expect("account id")
@@ -81,24 +72,6 @@ async fn save_hook(store: &EmbeddedStore, hook_id: &str, account: &str, extra: V
 
 fn auto_disabled() -> Value {
     json!({"enabled": false, "pvt_disabled_message": "too many failed attempts"})
-}
-
-fn webhooks(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_webhooks"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WEBHOOKS_DATA_DIR")
-        .output()
-        .expect("run webhooks")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("utf-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("utf-8")
 }
 
 fn hook_doc(dir: &Path, hook_id: &str) -> Doc {

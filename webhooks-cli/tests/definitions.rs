@@ -2,10 +2,13 @@
 //! on a real store, what it prints, its exit code, and the hook definitions (KAZOO's
 //! `webhook_meta` documents of the master account) it leaves.
 
+mod common;
+
 use std::future::Future;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{block, doc, stderr, stdout, webhooks};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use webhooks_core::store::{ConfigStore, DefinitionStore};
@@ -14,18 +17,6 @@ use webhooks_store::{CouchConfig, CouchStore, EmbeddedStore};
 use webhooks_testkit::couchdb::PouchServer;
 
 const MASTER: &str = "0000000000000000000000000000000a";
-
-fn block<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
-fn doc(v: Value) -> Doc {
-    Doc::from_value(v).expect("object")
-}
 
 /// The master account, named by `system_config/accounts` as the daemon's first start does.
 async fn seed_master(store: &impl webhooks_core::Store) {
@@ -64,25 +55,6 @@ where
         seed(store).await;
     });
     dir
-}
-
-fn webhooks(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_webhooks"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WEBHOOKS_DATA_DIR")
-        .env_remove("WEBHOOKS_COUCHDB_URL")
-        .output()
-        .expect("run webhooks")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("utf-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("utf-8")
 }
 
 /// Every stored definition, by id.

@@ -137,29 +137,30 @@ impl Couch {
 
     /// Writes documents in one `_bulk_docs` request; the first refusal is the error.
     pub async fn bulk(&self, db: &str, docs: Vec<Value>) -> Result<(), StoreError> {
-        if docs.is_empty() {
-            return Ok(());
-        }
-        let mut docs = docs;
-        let results = self.db(db).bulk_docs(&mut docs).await.map_err(fault)?;
-        results
-            .into_iter()
-            .try_for_each(|r| r.map(drop).map_err(fault))
+        self.bulk_docs(db, docs, false).await
     }
 
     /// Writes new documents, each under an id given once: a document whose id is taken
     /// (a conflict) was written by an earlier try of the same batch and counts as written.
     pub async fn bulk_once(&self, db: &str, docs: Vec<Value>) -> Result<(), StoreError> {
+        self.bulk_docs(db, docs, true).await
+    }
+
+    async fn bulk_docs(
+        &self,
+        db: &str,
+        mut docs: Vec<Value>,
+        conflict_is_written: bool,
+    ) -> Result<(), StoreError> {
         if docs.is_empty() {
             return Ok(());
         }
-        let mut docs = docs;
         let results = self.db(db).bulk_docs(&mut docs).await.map_err(fault)?;
         results
             .into_iter()
             .try_for_each(|r| match r.map_err(fault) {
-                Ok(_) | Err(StoreError::Conflict) => Ok(()),
-                Err(e) => Err(e),
+                Err(StoreError::Conflict) if conflict_is_written => Ok(()),
+                r => r.map(drop),
             })
     }
 
