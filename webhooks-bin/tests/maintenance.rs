@@ -29,6 +29,7 @@ struct Setup {
     account: String,
     hook: String,
     sibling: Client,
+    sibling_key: String,
 }
 
 async fn setup() -> Setup {
@@ -48,8 +49,9 @@ async fn setup() -> Setup {
     let key = master
         .get(&format!("/v2/accounts/{sibling_id}/api_key"))
         .await;
+    let sibling_key = key.data()["api_key"].as_str().unwrap().to_owned();
     let mut sibling = d.client();
-    sibling.login(key.data()["api_key"].as_str().unwrap()).await;
+    sibling.login(&sibling_key).await;
     Setup {
         d,
         master,
@@ -57,6 +59,7 @@ async fn setup() -> Setup {
         account,
         hook,
         sibling,
+        sibling_key,
     }
 }
 
@@ -306,6 +309,22 @@ async fn the_cli_lists_replays_recovers_and_triggers() {
         webhook_id_of(&s.rx.wait_for("/flaky", 4).await[3]),
         webhook_id_of(&failed[1])
     );
+
+    // With another account's key, the daemon refuses both, and so does the CLI.
+    for args in [
+        vec!["replay", s.account.as_str(), s.hook.as_str(), id.as_str()],
+        vec!["recover", s.account.as_str()],
+    ] {
+        let mut with_key = vec!["--api-key", s.sibling_key.as_str()];
+        with_key.extend(args);
+        let refused = cli(&s.d, &with_key).await;
+        assert_eq!(refused.code, 1, "{with_key:?}");
+        assert!(
+            refused.stderr.starts_with("the daemon answered 403"),
+            "{}",
+            refused.stderr
+        );
+    }
 
     // A replay the daemon refuses is its error in one line, and a failure exit.
     let refused = cli(&s.d, &["replay", &s.account, &s.hook, "msg_0"]).await;
