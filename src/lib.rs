@@ -10,7 +10,8 @@
 //! - [`store`]: the embedded store;
 //! - [`engine`]: the delivery engine alone (`Engine::start`, `publish`, `shutdown`);
 //! - [`api`]: the crossbar-compatible REST API, mountable in your own axum/hyper server;
-//! - [`amqp`]: the RabbitMQ transport speaking KAZOO's exchanges and routing keys.
+//! - [`amqp`]: the RabbitMQ transport speaking KAZOO's exchanges and routing keys;
+//! - [`websockets`]: live events over websockets in KAZOO blackhole's protocol.
 //!
 //! The `examples/` directory shows each of these in a small runnable program.
 
@@ -21,3 +22,4 @@ pub use webhooks_engine as engine;
 pub use webhooks_modules as modules;
 pub use webhooks_server as server;
 pub use webhooks_store as store;
+pub use webhooks_websockets as websockets;

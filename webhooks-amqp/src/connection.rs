@@ -2,6 +2,9 @@
 //! its consumers and publishing channel), serves it until it ends, and when it was lost opens
 //! the next one, with backoff, until the transport is shut down.
 //!
+//! Each new session binds this node's new queue again with what live streams want
+//! ([`NodeBindings`]).
+//!
 //! When any part of a session fails the whole connection is replaced: a channel the broker
 //! closed cannot be reopened with its consumer and prefetch intact, and one code path for
 //! every loss is one that gets tested. Messages not acknowledged yet are redelivered by the
@@ -20,7 +23,8 @@ use crate::config::AmqpConfig;
 use crate::declare::{self, Consuming};
 use crate::ending::{SessionEnd, SessionEnding};
 use crate::error::AmqpError;
-use crate::node::NodeQueue;
+use crate::node::{NodeQueue, TapSlot};
+use crate::node_bindings::NodeBindings;
 use crate::publisher::Publisher;
 use crate::reenable::Reenabler;
 use crate::shared::{SharedQueue, WindDown};
@@ -41,7 +45,8 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// One live connection, consuming.
 struct Session {
-    connection: Connection,
+    /// Shared with the [`NodeBindings`] task, which binds this node's queue on it.
+    connection: Arc<Connection>,
     shared: Consuming,
     node: Consuming,
     publish: Channel,
@@ -54,18 +59,22 @@ pub(crate) struct Supervisor {
     bindings: Vec<(String, String)>,
     shared: Arc<SharedQueue>,
     node: Arc<NodeQueue>,
+    node_bindings: NodeBindings,
     publisher: Publisher,
     stats: Arc<AmqpStats>,
 }
 
 impl Supervisor {
-    /// The consumers hand events to `events` and configuration to `config_listener`; the
-    /// re-enable replies go out through `publisher`, which follows the current connection.
+    /// The consumers hand events to `events`, configuration to `config_listener` and what
+    /// reaches this node's own queue to the [`tap`](Self::tap); the re-enable replies go out
+    /// through `publisher`, which follows the current connection; `node_bindings` is told
+    /// about each new node queue.
     pub(crate) fn new(
         config: AmqpConfig,
         registry: &ModuleRegistry,
         events: Arc<dyn EventSink>,
         config_listener: Arc<dyn ConfigListener>,
+        node_bindings: NodeBindings,
         publisher: Publisher,
         stats: Arc<AmqpStats>,
     ) -> Self {
@@ -79,10 +88,17 @@ impl Supervisor {
             bindings: declare::shared_bindings(registry),
             shared: SharedQueue::new(events, reenabler, stats.clone(), config.hold_until_settled),
             node: NodeQueue::new(config_listener, stats.clone(), config.node.clone()),
+            node_bindings,
             config,
             publisher,
             stats,
         }
+    }
+
+    /// Where the node queue's consumer hands what it gets (the live streams' tap is set
+    /// there).
+    pub(crate) fn tap(&self) -> Arc<TapSlot> {
+        self.node.tap()
     }
 
     /// Opens the first session, then keeps one open in a task until `shutdown` says stop (or
@@ -146,7 +162,7 @@ impl Supervisor {
         };
         match declared.await {
             Ok((shared, node, publish)) => Ok(Session {
-                connection,
+                connection: Arc::new(connection),
                 shared,
                 node,
                 publish,
@@ -170,6 +186,8 @@ impl Supervisor {
             publish,
         } = session;
         self.publisher.connected(publish);
+        self.node_bindings
+            .attach(connection.clone(), node.consumer.queue());
         let ending = SessionEnding::new();
         let shared_task = tokio::spawn(self.shared.clone().consume(
             shared.channel,
@@ -188,6 +206,7 @@ impl Supervisor {
         }
         let end = ending.ended().await;
         let lost_at = Instant::now();
+        self.node_bindings.detach();
         if let SessionEnd::Lost(_) = end {
             // Nothing more goes out on this connection: publishers wait for the next one.
             self.publisher.disconnected();

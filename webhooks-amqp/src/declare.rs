@@ -15,8 +15,7 @@ use webhooks_core::ModuleRegistry;
 use crate::config::AmqpConfig;
 use crate::error::{AmqpError, During};
 use crate::keys::{
-    exchange_kind, exchanges, ACCOUNT_DELETIONS, KAZOO_EXCHANGES, NODES_EXCHANGE,
-    PEER_FAILURES_KEY, REENABLE_KEY, WEBHOOK_DOC_CHANGES,
+    exchange_kind, exchanges, KAZOO_EXCHANGES, NODES_EXCHANGE, NODE_QUEUE_BINDINGS, REENABLE_KEY,
 };
 
 /// A channel and the consumer started on it (cancelling a consumer needs its channel).
@@ -204,9 +203,10 @@ async fn warn_if_missing(connection: &Connection, exchange: &str) {
     }
 }
 
-/// Declares this node's configuration queue (exclusive, auto-delete, named by the broker),
-/// binds it to webhook document changes, account deletions and the failed tries other nodes
-/// share, and starts consuming it.
+/// Declares this node's own queue (exclusive, auto-delete, named by the broker), binds it to
+/// webhook document changes, account deletions and the failed tries other nodes share, and
+/// starts consuming it. What live streams bind it with besides is bound by
+/// `node_bindings.rs` once the session is up.
 pub(crate) async fn consume_node_queue(connection: &Connection) -> Result<Consuming, AmqpError> {
     let channel = connection
         .create_channel()
@@ -225,12 +225,7 @@ pub(crate) async fn consume_node_queue(connection: &Connection) -> Result<Consum
         .await
         .during("declaring the node's configuration queue")?;
     declare_exchange(&channel, NODES_EXCHANGE).await?;
-    let bindings = [
-        (exchanges::CONFIGURATION, WEBHOOK_DOC_CHANGES),
-        (exchanges::CONFIGURATION, ACCOUNT_DELETIONS),
-        (NODES_EXCHANGE, PEER_FAILURES_KEY),
-    ];
-    for (exchange, key) in bindings {
+    for (exchange, key) in NODE_QUEUE_BINDINGS {
         channel
             .queue_bind(
                 queue.name().clone(),
@@ -243,7 +238,8 @@ pub(crate) async fn consume_node_queue(connection: &Connection) -> Result<Consum
             .during(format!("binding the configuration queue with {key}"))?;
     }
     // Auto-ack: a notice is only a hint to re-read the store, and one lost with the
-    // connection is caught up by the engine's change-feed follow.
+    // connection is caught up by the engine's change-feed follow; a live stream's event is
+    // worth no more than KAZOO's blackhole gives it (nothing survives a lost connection).
     let consumer = channel
         .basic_consume(
             queue.name().clone(),

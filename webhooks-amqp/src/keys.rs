@@ -18,12 +18,15 @@ pub mod exchanges {
     pub const TARGETED: &str = "targeted";
 }
 
-/// The exchange type KAZOO declares each exchange with (`kz_amqp_util.hrl`): `targeted` is
-/// direct, the event exchanges are topic. An exchange not listed here (a custom module may
-/// bind one) is taken to be topic, like every KAZOO event exchange.
+/// The exchange type KAZOO declares each exchange with (`kz_amqp_util.hrl`): `targeted` and
+/// `callctl` are direct, `nodes` is fanout, the event exchanges (`callevt`, `conference`,
+/// `faxes`, `presence`, `registrar`, ...) are topic. An exchange KAZOO does not declare (a
+/// custom module or a live stream may bind one) is taken to be topic, like every KAZOO event
+/// exchange.
 pub fn exchange_kind(exchange: &str) -> ExchangeKind {
     match exchange {
-        exchanges::TARGETED => ExchangeKind::Direct,
+        exchanges::TARGETED | "callctl" => ExchangeKind::Direct,
+        "nodes" => ExchangeKind::Fanout,
         _ => ExchangeKind::Topic,
     }
 }
@@ -53,6 +56,35 @@ pub const PEER_FAILURES_KEY: &str = "failed_tries";
 
 /// Bound on the per-node queue: account deletions, which take the account's hooks with them.
 pub const ACCOUNT_DELETIONS: &str = "doc_deleted.*.account.*";
+
+/// What the per-node queue is always bound with: configuration notices and the failed tries
+/// other nodes share. A live stream's binding of one of these pairs never unbinds it.
+pub const NODE_QUEUE_BINDINGS: [(&str, &str); 3] = [
+    (exchanges::CONFIGURATION, WEBHOOK_DOC_CHANGES),
+    (exchanges::CONFIGURATION, ACCOUNT_DELETIONS),
+    (NODES_EXCHANGE, PEER_FAILURES_KEY),
+];
+
+/// Does a topic exchange route `routing_key` to a queue bound with `pattern`? As RabbitMQ
+/// matches: words are separated by `.`, `*` is exactly one word, `#` zero or more.
+pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
+    let key: Vec<&str> = routing_key.split('.').collect();
+    // matched[j]: the pattern's words so far match the key's first j words.
+    let mut matched = vec![false; key.len() + 1];
+    matched[0] = true;
+    for word in pattern.split('.') {
+        let mut next = vec![false; key.len() + 1];
+        for j in 0..=key.len() {
+            next[j] = match word {
+                "#" => matched[j] || (j > 0 && next[j - 1]),
+                "*" => j > 0 && matched[j - 1],
+                _ => j > 0 && matched[j - 1] && key[j - 1] == word,
+            };
+        }
+        matched = next;
+    }
+    matched[key.len()]
+}
 
 /// Encodes one routing-key segment as KAZOO's `kz_amqp_util:encode/1` does: `.` becomes
 /// `%2E`, space becomes `+`, bytes outside `[A-Za-z0-9~_-]` (`%` included) are percent-encoded,
@@ -284,6 +316,62 @@ mod tests {
             route(json!({"Event-Category": "notification", "Event-Name": "skel"})),
             None
         );
+    }
+
+    #[test]
+    fn topics_match_as_rabbitmq_matches() {
+        assert!(topic_matches(
+            "call.CHANNEL_CREATE.*",
+            "call.CHANNEL_CREATE.abc"
+        ));
+        assert!(!topic_matches(
+            "call.CHANNEL_CREATE.*",
+            "call.CHANNEL_CREATE.a.b"
+        ));
+        assert!(!topic_matches(
+            "call.CHANNEL_CREATE.*",
+            "call.CHANNEL_CREATE"
+        ));
+        assert!(topic_matches("#", "doc_created.account%2F0e.user.x"));
+        assert!(topic_matches("call.#", "call"));
+        assert!(topic_matches("call.#.x", "call.a.b.x"));
+        assert!(!topic_matches("call.#.x", "call.a.b.y"));
+        assert!(topic_matches(
+            WEBHOOK_DOC_CHANGES,
+            "doc_edited.webhooks.webhook.h1"
+        ));
+        assert!(!topic_matches(
+            WEBHOOK_DOC_CHANGES,
+            "doc_edited.webhooks.user.h1"
+        ));
+        assert!(topic_matches(
+            ACCOUNT_DELETIONS,
+            "doc_deleted.account%2Fxx.account.a1"
+        ));
+        assert!(!topic_matches(
+            ACCOUNT_DELETIONS,
+            "doc_edited.account%2Fxx.account.a1"
+        ));
+        // Many `#` stay cheap: the match is quadratic, not exponential.
+        let key = vec!["a"; 200].join(".");
+        let hashes = vec!["#"; 100].join(".") + ".b";
+        assert!(!topic_matches(&hashes, &key));
+    }
+
+    #[test]
+    fn kazoo_declares_callctl_direct_and_nodes_fanout() {
+        assert_eq!(exchange_kind("callctl"), ExchangeKind::Direct);
+        assert_eq!(exchange_kind(exchanges::TARGETED), ExchangeKind::Direct);
+        assert_eq!(exchange_kind("nodes"), ExchangeKind::Fanout);
+        for topic in [
+            "callevt",
+            "conference",
+            "faxes",
+            "presence",
+            "blackhole_custom",
+        ] {
+            assert_eq!(exchange_kind(topic), ExchangeKind::Topic);
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! This node's configuration listener (KAZOO's `webhooks_listener`, spec §10.2).
+//! This node's own queue: its configuration listener (KAZOO's `webhooks_listener`, spec
+//! §10.2), the failed tries other nodes share, and the events live streams asked for.
 //!
 //! Unlike events, configuration must reach every node: each keeps its own hook table. So each
 //! node has its own queue (exclusive, auto-delete, named by the broker) bound on the
@@ -7,34 +8,61 @@
 //! cannot be applied the other way round. The same queue brings the failed tries the other
 //! nodes share (`failures.rs`).
 //!
+//! Live streams (the websockets crate) bind the same queue to whatever their browsers
+//! subscribed to (`node_bindings.rs`), so every node sees the events of its own sockets.
+//! Every message on the queue but the nodes' failure batches is handed to the
+//! [`EventTap`] set with [`AmqpHandle::set_event_tap`](crate::AmqpHandle::set_event_tap),
+//! configuration notices included (they still go to the [`ConfigListener`] first). The tap is
+//! called on this consumer's task, between two notices: it must not block.
+//!
 //! Notices published while this node is disconnected are not queued for it (its queue goes
 //! with its connection, as in KAZOO); the engine's follow of the store's change feed catches
-//! those writes up.
+//! those writes up. Events for live streams published meanwhile are lost to them, as in KAZOO.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::{Channel, Consumer};
 use serde_json::Value;
-use webhooks_core::transport::{ConfigListener, DocAction, DocChange};
+use webhooks_core::transport::{ConfigListener, DocAction, DocChange, EventTap};
 use webhooks_core::{AccountId, Event};
 
 use crate::ending::{cancel_consumer, SessionEnd, SessionEnding};
 use crate::failures::{peer_batch, peer_flush};
-use crate::keys::NODES_EXCHANGE;
+use crate::keys::{exchanges, topic_matches, NODES_EXCHANGE, NODE_QUEUE_BINDINGS};
 use crate::message::decode;
 use crate::stats::{add, inc, AmqpStats};
 
-/// The configuration-notice consumer's state: who applies the notices.
+/// Where the live streams' events go: the tap set last, if any. Set from any task while the
+/// consumer reads it, hence the lock (held only to clone the tap out).
+#[derive(Default)]
+pub(crate) struct TapSlot(RwLock<Option<Arc<dyn EventTap>>>);
+
+impl TapSlot {
+    pub(crate) fn set(&self, tap: Arc<dyn EventTap>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(tap);
+    }
+
+    fn get(&self) -> Option<Arc<dyn EventTap>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The node queue consumer's state: who applies the notices, and who gets the events.
 pub(crate) struct NodeQueue {
     listener: Arc<dyn ConfigListener>,
+    tap: Arc<TapSlot>,
     stats: Arc<AmqpStats>,
     /// This node's name: its own shared failures come back on its queue and are skipped.
     node: String,
 }
 
 impl NodeQueue {
+    /// Without a tap until one is set in [`tap`](Self::tap).
     pub(crate) fn new(
         listener: Arc<dyn ConfigListener>,
         stats: Arc<AmqpStats>,
@@ -42,9 +70,14 @@ impl NodeQueue {
     ) -> Arc<Self> {
         Arc::new(NodeQueue {
             listener,
+            tap: Arc::default(),
             stats,
             node,
         })
+    }
+
+    pub(crate) fn tap(&self) -> Arc<TapSlot> {
+        self.tap.clone()
     }
 
     /// Applies notices one at a time until the session ends. Then it cancels the consumer, so
@@ -83,24 +116,46 @@ impl NodeQueue {
     }
 
     async fn apply(&self, delivery: &Delivery) {
+        let exchange = delivery.exchange.as_str();
         let routing_key = delivery.routing_key.as_str();
-        if delivery.exchange.as_str() == NODES_EXCHANGE {
+        if exchange == NODES_EXCHANGE {
             return self.count_peer_failures(delivery);
         }
-        match decode(delivery).map(|e| doc_change(&e, routing_key)) {
-            Ok(Some(change)) => {
-                self.listener.doc_changed(&change).await;
-                inc(&self.stats.config_notices);
-                tracing::debug!(?change, "doc change notice applied");
-            }
-            Ok(None) => {
-                tracing::debug!(routing_key, "configuration message is no doc change notice")
-            }
+        let event = match decode(delivery) {
+            Ok(event) => event,
             Err(why) => {
-                tracing::warn!(routing_key, reason = %why.0, "malformed doc change notice ignored")
+                inc(&self.stats.node_malformed);
+                tracing::warn!(exchange, routing_key, reason = %why.0, "malformed message on the node queue ignored");
+                return;
+            }
+        };
+        if is_config_notice(exchange, routing_key) {
+            match doc_change(&event, routing_key) {
+                Some(change) => {
+                    self.listener.doc_changed(&change).await;
+                    inc(&self.stats.config_notices);
+                    tracing::debug!(?change, "doc change notice applied");
+                }
+                None => {
+                    tracing::debug!(routing_key, "configuration message is no doc change notice")
+                }
             }
         }
+        if let Some(tap) = self.tap.get() {
+            tap.event(Some(routing_key), &event);
+            inc(&self.stats.events_tapped);
+        }
     }
+}
+
+/// Did the node queue's own configuration bindings bring this message? Only those are
+/// notices for the listener: a live stream binding more of `configuration` must not make
+/// the engine reload hooks on every document change it brings.
+fn is_config_notice(exchange: &str, routing_key: &str) -> bool {
+    exchange == exchanges::CONFIGURATION
+        && NODE_QUEUE_BINDINGS
+            .iter()
+            .any(|(e, pattern)| *e == exchange && topic_matches(pattern, routing_key))
 }
 
 impl NodeQueue {
@@ -109,6 +164,7 @@ impl NodeQueue {
         let event = match decode(delivery) {
             Ok(event) => event,
             Err(why) => {
+                inc(&self.stats.node_malformed);
                 tracing::warn!(reason = %why.0, "malformed failure batch ignored");
                 return;
             }
@@ -181,6 +237,27 @@ mod tests {
                 soft_deleted: true,
             })
         );
+    }
+
+    #[test]
+    fn only_the_own_configuration_bindings_bring_notices() {
+        assert!(is_config_notice(
+            "configuration",
+            "doc_edited.webhooks.webhook.h1"
+        ));
+        assert!(is_config_notice(
+            "configuration",
+            "doc_deleted.account%2Fxx.account.a1"
+        ));
+        // What a live stream may bind besides: tapped, not applied.
+        assert!(!is_config_notice(
+            "configuration",
+            "doc_edited.account%2Fxx.user.u1"
+        ));
+        assert!(!is_config_notice(
+            "callevt",
+            "doc_edited.webhooks.webhook.h1"
+        ));
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub(crate) struct AmqpStats {
     pub(crate) failures_unshared: AtomicU64,
     pub(crate) peer_failures: AtomicU64,
     pub(crate) acked_unsettled: AtomicU64,
+    pub(crate) node_binds: AtomicU64,
+    pub(crate) node_unbinds: AtomicU64,
+    pub(crate) node_binding_failures: AtomicU64,
+    pub(crate) events_tapped: AtomicU64,
+    pub(crate) node_malformed: AtomicU64,
 }
 
 pub(crate) fn inc(counter: &AtomicU64) {
@@ -68,6 +73,21 @@ pub struct AmqpStatsSnapshot {
     /// Messages acknowledged before their deliveries settled (`hold_until_settled` passed):
     /// from then on the engine's journal alone keeps what is left of them.
     pub acked_unsettled: u64,
+    /// Bindings live streams asked for that the broker added to this node's own queue
+    /// (`NodeBinder::bind`), the ones bound again after a reconnect included.
+    pub node_binds: u64,
+    /// Of those, bindings removed again (`NodeBinder::unbind`).
+    pub node_unbinds: u64,
+    /// Binds and unbinds of this node's own queue that failed on a live connection: refused by
+    /// the broker (an exchange declared with another type, no access) or not answered in time,
+    /// and binds refused before asking (a name over AMQP's 255 bytes). A pair the broker
+    /// refused stays wanted and is tried again on the next connection.
+    pub node_binding_failures: u64,
+    /// Messages from this node's own queue handed to the event tap (live streams).
+    pub events_tapped: u64,
+    /// Messages on this node's own queue that could not be read (not JSON, no
+    /// `Event-Category` / `Event-Name`): logged and dropped.
+    pub node_malformed: u64,
 }
 
 impl AmqpStats {
@@ -88,6 +108,11 @@ impl AmqpStats {
             failures_unshared: get(&self.failures_unshared),
             peer_failures: get(&self.peer_failures),
             acked_unsettled: get(&self.acked_unsettled),
+            node_binds: get(&self.node_binds),
+            node_unbinds: get(&self.node_unbinds),
+            node_binding_failures: get(&self.node_binding_failures),
+            events_tapped: get(&self.events_tapped),
+            node_malformed: get(&self.node_malformed),
         }
     }
 }

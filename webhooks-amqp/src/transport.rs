@@ -1,5 +1,6 @@
 //! [`AmqpTransport::start`] and the [`AmqpHandle`] it returns: where the transport's parts
-//! are put together, and what the rest of the daemon holds.
+//! are put together, and what the rest of the daemon holds: the engine's `Notifier` and
+//! `FailureShare`, and the live streams' `NodeBinder` and event tap.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use webhooks_core::transport::{
-    ConfigListener, FailedTry, FailureShare, FlushedFailures, Notifier,
+    ConfigListener, EventTap, FailedTry, FailureShare, FlushedFailures, NodeBinder, Notifier,
 };
 use webhooks_core::{Event, EventSink, ModuleRegistry};
 
@@ -17,6 +18,8 @@ use crate::config::AmqpConfig;
 use crate::connection::Supervisor;
 use crate::error::AmqpError;
 use crate::failures::FailureOutbox;
+use crate::node::TapSlot;
+use crate::node_bindings::NodeBindings;
 use crate::publisher::Publisher;
 use crate::stats::{inc, AmqpStats, AmqpStatsSnapshot};
 
@@ -39,15 +42,18 @@ impl AmqpTransport {
     ) -> Result<AmqpHandle, AmqpError> {
         let stats = Arc::new(AmqpStats::default());
         let publisher = Publisher::new();
+        let (stop, stopped) = watch::channel(false);
+        let node_bindings = NodeBindings::start(stats.clone(), stopped.clone());
         let supervisor = Supervisor::new(
             config.clone(),
             &registry,
             events,
             config_listener,
+            node_bindings.clone(),
             publisher.clone(),
             stats.clone(),
         );
-        let (stop, stopped) = watch::channel(false);
+        let tap = supervisor.tap();
         let failures = FailureOutbox::start(
             config.node.clone(),
             publisher.clone(),
@@ -61,6 +67,8 @@ impl AmqpTransport {
                 stats,
                 publisher,
                 failures,
+                node_bindings,
+                tap,
                 stop,
                 supervisor: Mutex::new(Some(supervisor)),
             }),
@@ -74,6 +82,10 @@ struct HandleInner {
     publisher: Publisher,
     /// This node's failed tries on their way to the other nodes.
     failures: FailureOutbox,
+    /// What live streams bind this node's own queue with.
+    node_bindings: NodeBindings,
+    /// Who gets what arrives on this node's own queue.
+    tap: Arc<TapSlot>,
     /// Set to stop the transport; dropping it (with the last handle) stops it too.
     stop: watch::Sender<bool>,
     /// The task that keeps a connection open, until it is joined.
@@ -103,6 +115,20 @@ impl AmqpHandle {
 
     pub fn config(&self) -> &AmqpConfig {
         &self.inner.config
+    }
+
+    /// Hands every message that arrives on this node's own queue to `tap`, with its routing
+    /// key: what the bindings made through [`NodeBinder`] bring, and the configuration notices
+    /// the queue always gets (those still go to the engine first). Not the failure batches
+    /// nodes share, nor a message that cannot be read (logged and counted in
+    /// [`node_malformed`](AmqpStatsSnapshot::node_malformed)). Replaces the tap set before;
+    /// may be called before or after the connection is up, from any thread.
+    ///
+    /// The tap is called on the node queue's consumer task, one message at a time, and
+    /// configuration notices wait behind it: it must not block (queue and return; drop what a
+    /// slow browser cannot keep up with).
+    pub fn set_event_tap(&self, tap: Arc<dyn EventTap>) {
+        self.inner.tap.set(tap);
     }
 
     /// Publishes one KAZOO message (JSON, `content_type: application/json`) and waits for
@@ -181,6 +207,30 @@ impl FailureShare for AmqpHandle {
                 "flushed failure counts not told to the other nodes: the outbox is full"
             );
         }
+    }
+}
+
+/// Give a clone to the live streams, so the events their browsers subscribed to reach this
+/// node's own queue, and through it the [tap](AmqpHandle::set_event_tap), whichever node the
+/// shared queue gives them to.
+///
+/// Never waits: a request is queued for a task that applies requests in order. Idempotent:
+/// binding a bound pair, or unbinding one not bound, changes nothing; the caller counts
+/// references. Every pair bound and not unbound since is bound again on each new connection's
+/// queue. An exchange the session does not declare anyway is declared first, with the type
+/// KAZOO gives it (topic unless KAZOO says otherwise, [`exchange_kind`](crate::keys::exchange_kind)),
+/// so a stream may ask for any of KAZOO's exchanges; a refusal (the exchange exists with
+/// another type, say) is logged and counted in
+/// [`node_binding_failures`](AmqpStatsSnapshot::node_binding_failures) and the pair tried again
+/// on the next connection. The queue's own bindings (configuration notices, failure batches)
+/// are never unbound.
+impl NodeBinder for AmqpHandle {
+    fn bind(&self, exchange: &str, routing_key: &str) {
+        self.inner.node_bindings.bind(exchange, routing_key);
+    }
+
+    fn unbind(&self, exchange: &str, routing_key: &str) {
+        self.inner.node_bindings.unbind(exchange, routing_key);
     }
 }
 

@@ -1,24 +1,9 @@
 //! The routing keys we publish with agree with the bindings the modules consume with: every
 //! sample event, routed as KAZOO routes it, reaches a binding of its own module.
 
-use webhooks_amqp::{exchanges, keys::NOTIFICATION_KEYS, route_for};
+use webhooks_amqp::keys::{topic_matches, NOTIFICATION_KEYS};
+use webhooks_amqp::{exchanges, route_for};
 use webhooks_core::{Event, WebhookModule};
-
-/// RabbitMQ's topic match: `*` is one word, `#` zero or more.
-fn topic_matches(pattern: &str, key: &str) -> bool {
-    fn go(p: &[&str], k: &[&str]) -> bool {
-        match (p.first(), k.first()) {
-            (None, None) => true,
-            (Some(&"#"), _) => go(&p[1..], k) || (!k.is_empty() && go(p, &k[1..])),
-            (Some(&"*"), Some(_)) => go(&p[1..], &k[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &k[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<&str> = pattern.split('.').collect();
-    let k: Vec<&str> = key.split('.').collect();
-    go(&p, &k)
-}
 
 #[test]
 fn topic_matching_works_like_rabbitmq() {

@@ -201,6 +201,12 @@ impl ApiState {
 /// are 404 and known routes with the wrong method are 405, both as crossbar errors. A path
 /// with a trailing slash (`PUT .../webhooks/`) is served as the path without it.
 pub fn router(state: ApiState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes of another crate (the websockets crate's `/v2/websockets`
+/// views) served beside crossbar's, in the same envelope and with the same auth.
+pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
     let info = envelope::EnvelopeInfo {
         node: state.config().node.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -216,6 +222,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(routes::secrets::routes())
         .merge(routes::failures::routes())
         .merge(routes::replay::routes())
+        .merge(extra)
         .route("/v2/health", get(routes::health))
         .fallback(routes::not_found)
         .with_state(state)

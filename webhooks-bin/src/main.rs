@@ -195,6 +195,15 @@ struct Args {
     #[arg(long, env = "WEBHOOKS_AMQP_DEAD_LETTER_EXCHANGE")]
     amqp_dead_letter_exchange: Option<String>,
 
+    /// Where the live-event websocket endpoint (KAZOO blackhole's protocol) listens; port 0
+    /// picks a free one (printed as `websockets listening on ...`). An empty value turns it off.
+    #[arg(
+        long,
+        env = "WEBHOOKS_WEBSOCKET_LISTEN",
+        default_value = "127.0.0.1:5555"
+    )]
+    websocket_listen: String,
+
     /// Log lines as `text` (for people) or `json` (one object a line, with the span fields:
     /// `request_id` for API lines; `account`, `hook` and `webhook_id` for deliveries).
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -279,8 +288,16 @@ impl Args {
             password: self.couchdb_password.clone(),
             ..CouchConfig::new(url.clone())
         });
+        let websockets = match self.websocket_listen.trim() {
+            "" => None,
+            addr => Some(
+                addr.parse()
+                    .map_err(|e| format!("--websocket-listen {addr:?}: {e}"))?,
+            ),
+        };
         Ok(ServerConfig {
             listen: self.listen,
+            websockets,
             couchdb,
             master_api_key: self.master_api_key,
             node: self.node_name,
@@ -341,6 +358,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(queue) = amqp_queue {
         println!("consuming KAZOO events from RabbitMQ queue {queue}");
+    }
+    if let Some(addr) = server.websocket_addr() {
+        println!("websockets listening on {}", addr?);
     }
     println!("listening on {}", server.local_addr()?);
     server

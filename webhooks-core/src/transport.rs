@@ -102,3 +102,20 @@ pub struct FlushedFailures {
 pub trait Notifier: Send + Sync {
     async fn notify(&self, event: &Event) -> Result<(), String>;
 }
+
+/// Receives every event that reaches this node for the live-event streams (the websockets
+/// crate's hub implements it): what the node's own queue gets for the bindings a [`NodeBinder`]
+/// added, and the events published to this node directly (`POST /v2/events`). `routing_key`
+/// is the AMQP routing key the event came with, when it came over AMQP.
+pub trait EventTap: Send + Sync {
+    fn event(&self, routing_key: Option<&str>, event: &Event);
+}
+
+/// Binds and unbinds this node's own queue (the AMQP transport implements it), so events a
+/// live stream asks for reach this node whichever node the shared queue gives them to. Calls
+/// are idempotent and never wait: the transport applies them in order, and binds again what
+/// is bound after a reconnect. Whoever calls counts references; the binder does not.
+pub trait NodeBinder: Send + Sync {
+    fn bind(&self, exchange: &str, routing_key: &str);
+    fn unbind(&self, exchange: &str, routing_key: &str);
+}

@@ -14,6 +14,7 @@ use webhooks_engine::{Engine, HistogramSnapshot};
 pub(crate) struct EngineCollector {
     pub(crate) engine: Engine,
     pub(crate) amqp: Option<AmqpHandle>,
+    pub(crate) hub: Option<webhooks_websockets::Hub>,
 }
 
 impl std::fmt::Debug for EngineCollector {
@@ -284,6 +285,54 @@ impl Collector for EngineCollector {
                 a.peer_failures,
             )?;
         }
+        if let Some(hub) = &self.hub {
+            live_streams(&mut out, hub.stats())?;
+        }
         Ok(())
     }
+}
+
+/// The live-event endpoint's sockets and fan-out.
+fn live_streams(out: &mut Out, h: webhooks_websockets::HubStats) -> Res {
+    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    out.gauge(
+        "webhooks_websockets_open",
+        "Websockets open on this node.",
+        gauge(h.sockets),
+    )?;
+    out.gauge(
+        "webhooks_websockets_node_bindings",
+        "Bindings the live streams hold on this node's queue.",
+        gauge(h.sources),
+    )?;
+    out.counter(
+        "webhooks_websockets_events",
+        "Events that reached the live-event hub.",
+        h.events,
+    )?;
+    out.counter(
+        "webhooks_websockets_events_matched",
+        "Events that matched at least one socket's subscription.",
+        h.events_matched,
+    )?;
+    out.counter(
+        "webhooks_websockets_frames_queued",
+        "Event frames queued to sockets.",
+        h.frames,
+    )?;
+    out.counter(
+        "webhooks_websockets_frames_dropped",
+        "Event frames dropped, oldest first, for sockets that read too slowly.",
+        h.frames_dropped,
+    )?;
+    out.counter(
+        "webhooks_websockets_connections_refused",
+        "Upgrades refused: the peer address had max_connections_per_ip sockets.",
+        h.refused_connections,
+    )?;
+    out.counter(
+        "webhooks_websockets_messages_rate_limited",
+        "Client messages refused by the per-socket rate limit.",
+        h.rate_limited,
+    )
 }

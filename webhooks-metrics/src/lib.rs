@@ -57,12 +57,19 @@ pub struct Observability {
 }
 
 impl Observability {
-    /// Metrics and health of this engine, its AMQP transport (if any) and its store.
-    pub fn new(engine: Engine, amqp: Option<AmqpHandle>, store: Arc<dyn Store>) -> Self {
+    /// Metrics and health of this engine, its AMQP transport (if any), its live-event hub (if
+    /// any) and its store.
+    pub fn new(
+        engine: Engine,
+        amqp: Option<AmqpHandle>,
+        hub: Option<webhooks_websockets::Hub>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(collector::EngineCollector {
             engine: engine.clone(),
             amqp: amqp.clone(),
+            hub,
         }));
         registry.register_collector(Box::new(process::ProcessCollector));
         let requests = Arc::new(RequestMetrics::default());

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub delivery: DeliveryMode,
     /// The API listener's timeouts and connection cap.
     pub connections: ConnectionLimits,
+    /// Where the live-event websocket endpoint (KAZOO's blackhole protocol) listens; `None`:
+    /// no endpoint. Its limits are read from `system_config/blackhole` at start.
+    pub websockets: Option<SocketAddr>,
 }
 
 /// What an acknowledged event is promised.
@@ -76,6 +79,7 @@ impl ServerConfig {
             drain_deadline: Duration::from_secs(10),
             delivery: DeliveryMode::default(),
             connections: ConnectionLimits::default(),
+            websockets: None,
         }
     }
 }

@@ -34,6 +34,7 @@ use webhooks_core::pending::{DeliveryJournal, JournalError};
 use webhooks_core::{Store, StoreError};
 use webhooks_engine::{Engine, EngineError};
 use webhooks_store::{CouchStore, EmbeddedStore, FileJournal, JournalConfig};
+use webhooks_websockets::{Hub, HubConfig, Tapped};
 
 pub use config::{host_node_name, DeliveryMode, ServerConfig};
 pub use listener::ConnectionLimits;
@@ -100,6 +101,8 @@ pub struct Server {
     api: ApiState,
     /// `/metrics`, `/healthz` and `/readyz`, served beside the API.
     observability: webhooks_metrics::Observability,
+    /// The live-event endpoint and its listener, when configured.
+    websockets: Option<(Hub, tokio::net::TcpListener)>,
 }
 
 /// The delivery journal in `data_dir/journal`, unless deliveries are at most once.
@@ -149,6 +152,14 @@ impl Server {
             journal.clone().map(|j| j as Arc<dyn DeliveryJournal>),
         )
         .await?;
+        let websockets = match config.websockets {
+            Some(addr) => {
+                let settings = store.system_config("blackhole").await?;
+                let hub = Hub::new(HubConfig::from_doc(settings.as_ref()), config.node.clone());
+                Some((hub, tokio::net::TcpListener::bind(addr).await?))
+            }
+            None => None,
+        };
         let amqp = match config.amqp.clone() {
             Some(mut amqp_config) => {
                 amqp_config.node = config.node.clone();
@@ -161,6 +172,11 @@ impl Server {
                     AmqpTransport::start(amqp_config, registry, listener.clone(), listener).await?;
                 engine.set_notifier(Box::new(handle.clone()));
                 engine.set_failure_share(Box::new(handle.clone()));
+                if let Some((hub, _)) = &websockets {
+                    // Live streams read this node's own queue, bound as sockets subscribe.
+                    handle.set_event_tap(Arc::new(hub.clone()));
+                    hub.set_binder(Arc::new(handle.clone()));
+                }
                 Some(handle)
             }
             None => None,
@@ -172,15 +188,26 @@ impl Server {
         if config.couchdb.is_some() {
             config.api.tokens = webhooks_api::TokenMode::Kazoo;
         }
-        let observability =
-            webhooks_metrics::Observability::new(engine.clone(), amqp.clone(), store.clone());
+        let observability = webhooks_metrics::Observability::new(
+            engine.clone(),
+            amqp.clone(),
+            websockets.as_ref().map(|(hub, _)| hub.clone()),
+            store.clone(),
+        );
+        let events: Arc<dyn webhooks_core::EventSink> = match &websockets {
+            // Events posted to this node reach its live streams too.
+            Some((hub, _)) => {
+                Arc::new(Tapped::new(Arc::new(engine.clone()), Arc::new(hub.clone())))
+            }
+            None => Arc::new(engine.clone()),
+        };
         let api = ApiState::new(
             store,
             engine.hooks().clone(),
             &boot.signing_secret,
             config.api.clone(),
         )
-        .with_events(Arc::new(engine.clone()))
+        .with_events(events)
         .with_failures(Arc::new(engine.clone()))
         .with_resend(Arc::new(engine.clone()))
         .with_request_observer(observability.request_observer());
@@ -194,7 +221,18 @@ impl Server {
             amqp,
             api,
             observability,
+            websockets,
         })
+    }
+
+    /// Where the live-event websocket endpoint listens, when there is one.
+    pub fn websocket_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.websockets.as_ref().map(|(_, l)| l.local_addr())
+    }
+
+    /// The live-event hub, when there is one (its counters, for an embedder).
+    pub fn hub(&self) -> Option<&Hub> {
+        self.websockets.as_ref().map(|(hub, _)| hub)
     }
 
     /// Where the API listens (port 0 in the configuration picks a free one).
@@ -226,6 +264,7 @@ impl Server {
             amqp,
             api,
             observability,
+            websockets,
             ..
         } = self;
         tracing::info!(
@@ -235,7 +274,20 @@ impl Server {
             "webhooks server started"
         );
         let stop_api = CancellationToken::new();
-        let app = observability.routes().merge(webhooks_api::router(api));
+        let live = websockets.map(|(hub, listener)| {
+            let routes = webhooks_websockets::rest::routes(hub.clone());
+            (
+                routes,
+                serve_websockets(hub, api.clone(), listener, stop_api.clone()),
+            )
+        });
+        let (extra, live) = match live {
+            Some((routes, task)) => (routes, Some(task)),
+            None => (axum::Router::new(), None),
+        };
+        let app = observability
+            .routes()
+            .merge(webhooks_api::router_with(api, extra));
         let mut serving = tokio::spawn(listener::serve(
             listener,
             app,
@@ -257,6 +309,10 @@ impl Server {
             amqp.shutdown().await;
         }
         finish_api(serving, until).await;
+        if let Some(live) = live {
+            // Open sockets are not waited for: a live stream has no end to wait for.
+            live.abort();
+        }
         engine
             .shutdown(until.saturating_duration_since(Instant::now()))
             .await;
@@ -266,6 +322,25 @@ impl Server {
         tracing::info!("webhooks server stopped");
         Ok(())
     }
+}
+
+/// Serves the live-event endpoint until `stop`; each connection is its peer address's socket.
+fn serve_websockets(
+    hub: Hub,
+    api: ApiState,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let app = webhooks_websockets::socket::router(hub, api)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "websocket listener failed");
+        }
+    })
 }
 
 /// Waits for the API's open requests until `until`; then drops them (their events, if any,

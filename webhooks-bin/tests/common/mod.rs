@@ -15,6 +15,8 @@ pub const MASTER_KEY: &str = "00000000000000000000000000000000000000000000000000
 pub struct Daemon {
     child: Child,
     pub base: String,
+    /// `ws://<addr>/` of its websocket endpoint, when it has one.
+    pub websocket: Option<String>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -39,13 +41,19 @@ impl Daemon {
         let mut cmd = daemon_command(dir, extra);
         cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn webhooksd");
-        let base = wait_until_listening(&mut child);
+        let (base, websocket) = wait_until_listening(&mut child);
         Daemon {
             child,
             base,
+            websocket,
             data_dir: dir.to_path_buf(),
             _tmp: None,
         }
+    }
+
+    /// The daemon's process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown code runs. Returns the data directory's guard, if the daemon
@@ -369,10 +377,11 @@ impl Daemon {
                 kept.0.lock().unwrap().push(line);
             }
         });
-        let base = wait_until_listening(&mut child);
+        let (base, websocket) = wait_until_listening(&mut child);
         let daemon = Daemon {
             child,
             base,
+            websocket,
             data_dir: tmp.path().to_path_buf(),
             _tmp: Some(tmp),
         };
@@ -410,25 +419,31 @@ fn daemon_command(dir: &Path, extra: &[&str]) -> Command {
         // The tests' receivers listen on loopback, which the SSRF guard refuses by default; a
         // test of the guard gives `--allowed-destinations` itself, which wins.
         .env("WEBHOOKS_ALLOWED_DESTINATIONS", "127.0.0.0/8,::1")
+        // Every test daemon has a websocket endpoint of its own (KAZOO's 5555 is one port).
+        .env("WEBHOOKS_WEBSOCKET_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped());
     cmd
 }
 
 /// Reads the daemon's stdout up to `listening on <addr>` and returns its base url; stdout is
 /// then drained on a thread so the daemon never blocks on a full pipe.
-fn wait_until_listening(child: &mut std::process::Child) -> String {
+fn wait_until_listening(child: &mut std::process::Child) -> (String, Option<String>) {
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut websocket = None;
     let base = loop {
         let line = lines
             .next()
             .expect("webhooksd exited before listening")
             .expect("read stdout");
+        if let Some(addr) = line.strip_prefix("websockets listening on ") {
+            websocket = Some(format!("ws://{addr}/"));
+        }
         if let Some(addr) = line.strip_prefix("listening on ") {
             break format!("http://{addr}");
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    base
+    (base, websocket)
 }
 
 /// KAZOO's CHANNEL_CREATE sample event, for `account`.
