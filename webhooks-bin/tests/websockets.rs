@@ -494,3 +494,93 @@ async fn events_published_through_rabbitmq_reach_the_sockets_of_every_node() {
     );
     let _ = (a.sibling, b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_of_system_config_blackhole_hold() {
+    use webhooks_core::store::ConfigStore;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = webhooks_store::EmbeddedStore::open(dir.path()).unwrap();
+        let limits = json!({"max_connections_per_ip": 2, "max_bindings_per_socket": 2,
+                            "max_bucket_tokens": 6, "tokens_fill_rate": 1});
+        store
+            .save_system_config("blackhole", webhooks_core::Doc::from_value(limits).unwrap())
+            .await
+            .unwrap();
+    }
+    let d = Daemon::start_in(dir.path(), &[]);
+    let (master, root) = d.master().await;
+    let token = master.token.clone().unwrap();
+    let url = d.websocket.clone().unwrap();
+
+    // A sub-protocol is refused with 400, as blackhole refuses it.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "chat".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected a 400, got {other:?}"),
+    }
+
+    // Two sockets from this address, and the third is a 429.
+    let mut first = connect(&d).await;
+    let _second = connect(&d).await;
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
+        other => panic!("expected a 429, got {other:?}"),
+    }
+
+    // Two bindings a socket.
+    for (i, binding) in ["call.CHANNEL_CREATE.*", "call.CHANNEL_ANSWER.*"]
+        .iter()
+        .enumerate()
+    {
+        let r = ask(
+            &mut first,
+            subscribe(&token, &format!("b{i}"), &root, binding),
+        )
+        .await;
+        assert_eq!(r["status"], "success", "{r}");
+    }
+    let r = ask(
+        &mut first,
+        subscribe(&token, "b3", &root, "call.CHANNEL_DESTROY.*"),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["errors"][0],
+        "too many bindings on this socket (at most 2)"
+    );
+
+    // The bucket held 6 and three were taken: a burst runs dry, with blackhole's words.
+    let mut refused = None;
+    for i in 0..10 {
+        let r = ask(
+            &mut first,
+            json!({"action": "ping", "request_id": format!("p{i}")}),
+        )
+        .await;
+        if r["status"] == "error" {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("the rate limit refused a message");
+    let error = refused["data"]["errors"][0].as_str().unwrap();
+    assert!(
+        error.starts_with("rate limiting threshold hit for 127.0.0.1:") && error.ends_with('!'),
+        "{error}"
+    );
+    let metrics = d.metrics().await;
+    assert_eq!(
+        metric(&metrics, "webhooks_websockets_connections_refused_total"),
+        Some(1.0)
+    );
+    assert!(metric(&metrics, "webhooks_websockets_messages_rate_limited_total").unwrap() >= 1.0);
+    assert_eq!(metric(&metrics, "webhooks_websockets_open"), Some(2.0));
+}
