@@ -25,6 +25,7 @@ use std::sync::Arc;
 use axum::routing::{get, put};
 use axum::Router;
 use webhooks_core::config::UriBlacklist;
+use webhooks_core::delivery_stats::DeliveryCounts;
 use webhooks_core::failures::FailureDesk;
 use webhooks_core::live::LiveHooks;
 use webhooks_core::replay::Resend;
@@ -95,6 +96,7 @@ struct Inner {
     events: Option<Arc<dyn EventSink>>,
     failures: Option<Arc<dyn FailureDesk>>,
     resend: Option<Arc<dyn Resend>>,
+    counts: Option<Arc<dyn DeliveryCounts>>,
     requests: Option<Arc<dyn RequestObserver>>,
 }
 
@@ -133,6 +135,7 @@ impl ApiState {
             events: None,
             failures: None,
             resend: None,
+            counts: None,
             requests: None,
         }))
     }
@@ -158,6 +161,11 @@ impl ApiState {
         self.with(|i| i.resend = Some(resend))
     }
 
+    /// Where `.../stats` reads each hook's recent tries (the engine).
+    pub fn with_counts(self, counts: Arc<dyn DeliveryCounts>) -> Self {
+        self.with(|i| i.counts = Some(counts))
+    }
+
     /// Where every answered request is reported (`webhooks-metrics`).
     pub fn with_request_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
         self.with(|i| i.requests = Some(observer))
@@ -178,6 +186,10 @@ impl ApiState {
 
     pub fn resend(&self) -> Option<&Arc<dyn Resend>> {
         self.0.resend.as_ref()
+    }
+
+    pub fn counts(&self) -> Option<&Arc<dyn DeliveryCounts>> {
+        self.0.counts.as_ref()
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -222,6 +234,7 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .merge(routes::secrets::routes())
         .merge(routes::failures::routes())
         .merge(routes::replay::routes())
+        .merge(routes::stats::routes())
         .merge(extra)
         .route("/v2/health", get(routes::health))
         .fallback(routes::not_found)

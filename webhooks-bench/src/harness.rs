@@ -26,6 +26,7 @@ pub const SCENARIOS: &[&str] = &[
     "matching",
     "startup",
     "recovery",
+    "ws-1000",
 ];
 
 /// The figure a scenario is judged by, for picking the median of repeated runs.

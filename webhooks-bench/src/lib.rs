@@ -5,8 +5,9 @@
 //! harness (`webhooks-loadtest`, BENCHMARKS.md) runs the engine against a receiver on loopback
 //! and prints one table: the ceiling (the engine's HTTP client and the receiver, nothing in
 //! between), the engine fed in-process, over `POST /v2/events` and through RabbitMQ, a fault
-//! mix, the attempt store alone, the disk's own rates, hook matching, start-up, and recovery
-//! after a kill with deliveries pending ([`recovery`]).
+//! mix, the attempt store alone, the disk's own rates, hook matching, start-up, recovery
+//! after a kill with deliveries pending ([`recovery`]), and live events fanned out to a
+//! thousand websocket clients ([`live`]).
 //!
 //! Read [`harness`] (the parent: one child process per scenario, the table), then
 //! [`scenarios`] (what each child measures); [`receiver`] and [`clock`] explain how latency is
@@ -21,6 +22,7 @@ pub mod disk;
 pub mod fixture;
 pub mod harness;
 pub mod hist;
+pub mod live;
 pub mod receiver;
 pub mod recovery;
 pub mod report;

@@ -19,8 +19,9 @@ struct Args {
     #[arg(long)]
     quick: bool,
 
-    /// Run only these scenarios (comma-separated): ceiling, inproc-1, inproc-10, http-1,
-    /// http-10, fault, attempts, disk, matching, startup.
+    /// Run only these scenarios (comma-separated): ceiling, inproc-1, inproc-10,
+    /// inproc-1-nolog, inproc-10-nolog, http-1, http-10, amqp-1, amqp-10, fault, attempts,
+    /// disk, matching, startup, recovery, ws-1000.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 

@@ -48,7 +48,8 @@ impl Arrivals {
         self.latency.reset();
     }
 
-    fn record(&self, now: u64, sent: Option<u64>) {
+    /// Counts an arrival at `now`, and its latency when it carried the publish instant `sent`.
+    pub fn record(&self, now: u64, sent: Option<u64>) {
         if let Some(sent) = sent {
             self.latency.record(now.saturating_sub(sent));
         }

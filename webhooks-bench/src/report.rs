@@ -75,6 +75,11 @@ fn label(name: &str, plan: &Plan) -> String {
             "recovery: a fresh engine sends the {} deliveries a SIGKILLed one left in its journal",
             thousands(plan.recovery_pending as f64)
         ),
+        "ws-1000" => format!(
+            "live events: `EventTap::event` → {} websocket clients on `call.CHANNEL_CREATE.*`, {} accounts",
+            thousands(plan.ws_clients as f64),
+            plan.ws_accounts
+        ),
         other => other.into(),
     }
 }
@@ -180,6 +185,21 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                 thousands(v["rate"].as_f64().unwrap_or(0.0)),
                 v["journal_open_ms"].as_f64().unwrap_or(0.0)
             ),
+            "ws-1000" => {
+                let (peak, paced) = (&v["peak"], &v["paced"]);
+                let per_event = peak["frames"].as_f64().unwrap_or(0.0)
+                    / peak["published"].as_f64().unwrap_or(0.0).max(1.0);
+                format!(
+                    "{} events/s, {} frames/s | {per_event:.0} frames/event, {} dropped | {cpu} | {} | {} | {} | {} events/s | {rss}",
+                    thousands(peak["events_rate"].as_f64().unwrap_or(0.0)),
+                    thousands(peak["rate"].as_f64().unwrap_or(0.0)),
+                    thousands(peak["dropped"].as_f64().unwrap_or(0.0)),
+                    ms(&paced["p50_ns"]),
+                    ms(&paced["p99_ns"]),
+                    ms(&paced["p999_ns"]),
+                    thousands(paced["events_rate"].as_f64().unwrap_or(0.0))
+                )
+            }
             _ => {
                 let r = v["peak"]["rate"].as_f64().unwrap_or(0.0);
                 let ratio = ceiling.map_or("–".into(), |c| format!("{:.2} × ceiling", r / c));
@@ -229,6 +249,9 @@ pub fn render(plan: &Plan, results: &[(&str, Result<Value, String>)]) -> String 
                     p["failed"]
                 ));
             }
+        }
+        if *name == "ws-1000" {
+            notes.extend(live_notes(v));
         }
     }
     let _ = writeln!(out);
@@ -315,6 +338,39 @@ fn targets(
         let _ = writeln!(out, "  {what:<70} {v}");
     }
     out
+}
+
+/// The live-event row's frames dropped for clients that fell behind (a client that keeps up
+/// loses none), and its latency at full speed, where frames wait behind the publisher's window.
+fn live_notes(v: &Value) -> Vec<String> {
+    let mut notes = Vec::new();
+    for phase in ["peak", "paced"] {
+        let dropped = v[phase]["dropped"].as_u64().unwrap_or(0);
+        if dropped > 0 {
+            notes.push(format!(
+                "ws-1000 ({phase}): the hub dropped {} of {} frames for clients that fell behind",
+                thousands(dropped as f64),
+                thousands(v[phase]["frames"].as_f64().unwrap_or(0.0))
+            ));
+        }
+    }
+    let peak = &v["peak"];
+    notes.push(format!(
+        "ws-1000 (peak): publish → frame p50 {}, p99 {}, p99.9 {} at full speed ({} frames out at most)",
+        ms(&peak["p50_ns"]),
+        ms(&peak["p99_ns"]),
+        ms(&peak["p999_ns"]),
+        thousands(v["window"].as_f64().unwrap_or(0.0)),
+    ));
+    notes.push(format!(
+        "ws-1000: {} clients connected and subscribed in {:.2} s, {} KiB of RSS each once idle (client and endpoint ends together)",
+        thousands(v["clients"].as_f64().unwrap_or(0.0)),
+        v["connect_seconds"].as_f64().unwrap_or(0.0),
+        v["connected_kib_per_client"]
+            .as_f64()
+            .map_or("–".into(), |k| format!("{k:.0}"))
+    ));
+    notes
 }
 
 /// The fault row's healthy deliveries/s against what the same hooks (9 in 10) received in the

@@ -70,6 +70,9 @@ pub struct Plan {
     pub recovery_pending: usize,
     /// The disk's own rates (`disk`): how much to append and sync, and for how long at most.
     pub disk: crate::disk::DiskPlan,
+    /// Websocket clients of the live-event row (`ws-1000`), spread over this many accounts.
+    pub ws_clients: usize,
+    pub ws_accounts: usize,
     /// Run the engine scenarios and `startup` on KAZOO's CouchDB at this url (a fresh set of
     /// prefixed databases per run) instead of the embedded store.
     pub couchdb: Option<String>,
@@ -99,6 +102,8 @@ impl Plan {
                 syncs: 5_000,
                 phase: Duration::from_secs(10),
             },
+            ws_clients: 1_000,
+            ws_accounts: 10,
             couchdb: None,
             at_most_once: false,
         }
@@ -125,6 +130,8 @@ impl Plan {
                 syncs: 50,
                 phase: Duration::from_secs(2),
             },
+            ws_clients: 50,
+            ws_accounts: 10,
             couchdb: None,
             at_most_once: false,
         }
@@ -193,6 +200,8 @@ pub enum Scenario {
     Recovery {
         dir: PathBuf,
     },
+    /// Live events fanned out to websocket clients (`live.rs`).
+    Websockets,
 }
 
 impl Scenario {
@@ -212,6 +221,7 @@ impl Scenario {
             "startup" => Scenario::Startup { dir: need_dir()? },
             "recovery-fill" => Scenario::RecoveryFill { dir: need_dir()? },
             "recovery" => Scenario::Recovery { dir: need_dir()? },
+            "ws-1000" => Scenario::Websockets,
             other => {
                 let (base, log_successes) = match other.strip_suffix("-nolog") {
                     Some(base) => (base, false),
@@ -259,6 +269,7 @@ impl Scenario {
             Scenario::Startup { .. } => "startup".into(),
             Scenario::RecoveryFill { .. } => "recovery-fill".into(),
             Scenario::Recovery { .. } => "recovery".into(),
+            Scenario::Websockets => "ws-1000".into(),
         }
     }
 }
@@ -287,6 +298,7 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> Result<Value, BoxError> {
                 crate::recovery::fill(plan.accounts, plan.recovery_pending, dir).await
             }
             Scenario::Recovery { dir } => crate::recovery::recover(dir, plan.drain * 4).await,
+            Scenario::Websockets => crate::live::websockets(plan).await,
         }
     })?;
     result["scenario"] = json!(scenario.name());

@@ -23,6 +23,7 @@ pub mod account;
 pub mod config;
 pub mod definitions;
 pub mod delivery;
+pub mod delivery_stats;
 pub mod destination;
 pub mod doc;
 pub mod encode;

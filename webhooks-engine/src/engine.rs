@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use webhooks_core::config::WebhooksConfig;
+use webhooks_core::delivery_stats::{DeliveryCounts, HookCounts};
 use webhooks_core::event::{Event, EventError};
 use webhooks_core::failures::{FailureCount, FailureDesk};
 use webhooks_core::live::LiveHooks;
@@ -35,6 +36,7 @@ use webhooks_core::{
 use crate::attempts::{AttemptsPending, WriterConfig};
 use crate::config::EngineConfig;
 use crate::disabler::{threshold, Disabler, Notices};
+use crate::hook_stats::HookStats;
 use crate::intake::Intake;
 use crate::peers::Peers;
 use crate::recorder::TryRecorder;
@@ -77,6 +79,7 @@ pub struct Engine {
     attempts_pending: AttemptsPending,
     notices: Arc<Notices>,
     peers: Arc<Peers>,
+    hook_stats: Arc<HookStats>,
     tasks: Arc<Tasks>,
 }
 
@@ -142,6 +145,7 @@ impl Engine {
             stats.clone(),
         );
         let peers = Arc::new(Peers::default());
+        let hook_stats = Arc::new(HookStats::default());
         let (gone_tx, gone_rx) = mpsc::unbounded_channel();
         let recorder = TryRecorder {
             hooks: hooks.clone(),
@@ -149,6 +153,7 @@ impl Engine {
             settings: settings.clone(),
             stats: stats.clone(),
             peers: peers.clone(),
+            hook_stats: hook_stats.clone(),
             journal: journal.clone(),
             retry_delay: config.retry_delay,
             gone: gone_tx,
@@ -222,6 +227,7 @@ impl Engine {
             attempts_pending,
             notices,
             peers,
+            hook_stats,
             tasks: Arc::new(Tasks {
                 _stop_on_drop: stop.clone().drop_guard(),
                 stop,
@@ -503,5 +509,18 @@ impl FailureDesk for Engine {
     fn flush_hook_failures(&self, account: &AccountId, hook: &str) -> usize {
         self.peers.flushed(account, Some(hook));
         self.hooks.forget_failures(account, hook)
+    }
+}
+
+/// Each hook's tries on this node over the last hour (the API's `.../stats`).
+impl DeliveryCounts for Engine {
+    fn hook_counts(&self, account: &AccountId, hook: &str) -> HookCounts {
+        self.hook_stats
+            .hook(account, hook, webhooks_core::time::now_unix())
+    }
+
+    fn account_counts(&self, account: &AccountId) -> Vec<(String, HookCounts)> {
+        self.hook_stats
+            .account(account, webhooks_core::time::now_unix())
     }
 }

@@ -26,6 +26,7 @@ mod engine;
 mod follow;
 mod guard;
 mod held;
+mod hook_stats;
 mod intake;
 mod limits;
 mod migrate;

@@ -18,6 +18,7 @@ use webhooks_core::retry::honour_retry_after;
 use webhooks_core::AccountId;
 
 use crate::attempts::AttemptQueue;
+use crate::hook_stats::HookStats;
 use crate::intake::Job;
 use crate::peers::Peers;
 use crate::settings::Settings;
@@ -41,6 +42,8 @@ pub(crate) struct TryRecorder {
     pub(crate) stats: Arc<EngineStats>,
     /// The other nodes, told about every failed try so they count it too.
     pub(crate) peers: Arc<Peers>,
+    /// Each hook's tries of the last hour, for the API.
+    pub(crate) hook_stats: Arc<HookStats>,
     /// Where each delivery's end or next try is noted (at-least-once), if anywhere.
     pub(crate) journal: Option<Arc<dyn DeliveryJournal>>,
     /// KAZOO's fixed wait between tries (the default schedule).
@@ -54,11 +57,27 @@ pub(crate) struct TryRecorder {
 
 impl TryRecorder {
     /// Records one try's outcome; returns the job, due again, when it should be tried again.
-    pub(crate) async fn after_try(&self, mut job: Job, outcome: Outcome) -> Option<Job> {
+    /// `took` is how long the request took, when one was sent.
+    pub(crate) async fn after_try(
+        &self,
+        mut job: Job,
+        outcome: Outcome,
+        took: Option<Duration>,
+    ) -> Option<Job> {
         let d = &mut job.delivery;
         let tries_left_before = d.tries_left();
         d.tries += 1;
         let now = webhooks_core::time::now_unix();
+        let (account, hook) = (&d.hook.account_id, d.hook.id.as_str());
+        self.hook_stats
+            .record(account, hook, outcome.is_success(), now);
+        // Ours (KAZOO's attempts have no timing): the request's own time, answer read.
+        let with_latency = |mut doc: webhooks_core::Doc| {
+            if let Some(took) = took {
+                doc.set("latency_ms", took.as_millis() as u64);
+            }
+            doc
+        };
         self.stats
             .delivery_latency
             .observe(Instant::now().saturating_duration_since(job.since));
@@ -71,7 +90,7 @@ impl TryRecorder {
             // delivery arrived.
             if self.settings.log_successful_attempts() || d.replay {
                 let doc = attempt_doc(d, &outcome, tries_left_before, now);
-                self.attempts.push(doc).await;
+                self.attempts.push(with_latency(doc)).await;
             }
             self.note(&job, JournalNote::Finished);
             return None;
@@ -91,7 +110,7 @@ impl TryRecorder {
         let mut doc = attempt_doc(d, &outcome, tries_left_before, now);
         // What a recovery asks of the attempts: was this the delivery's last try?
         doc.set(webhooks_core::replay::FINAL_TRY, !tried_again);
-        self.attempts.push(doc).await;
+        self.attempts.push(with_latency(doc)).await;
         if outcome.status() == Some(410) {
             self.gone(&job);
         } else if tried_again {

@@ -28,6 +28,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -133,16 +134,19 @@ struct SendContext {
 impl SendContext {
     /// Waits for the rate limits that apply (the wait is no failure and holds only this
     /// destination's slot), then sends, signed if the hook signs.
-    async fn send_when_allowed(&self, job: &Job, lane: &Arc<str>) -> Outcome {
+    /// Returns the outcome and how long the request took (the rate limit's wait excluded).
+    async fn send_when_allowed(&self, job: &Job, lane: &Arc<str>) -> (Outcome, Duration) {
         let hook = &job.delivery.hook;
         if self.limits.applies(hook) {
             self.limits.until_ready(lane, hook).await;
         }
+        let sent = Instant::now();
         // Signed as it leaves, after any wait, so the timestamp is the send's.
-        match job.delivery.signed_request(webhooks_core::time::now_unix()) {
+        let outcome = match job.delivery.signed_request(webhooks_core::time::now_unix()) {
             Some(signed) => self.sender.send(&signed).await,
             None => self.sender.send(&job.delivery.request).await,
-        }
+        };
+        (outcome, sent.elapsed())
     }
 }
 
@@ -472,15 +476,15 @@ impl Router {
         self.tasks_spawned += 1;
         self.tasks_out += 1;
         tokio::spawn(async move {
-            let outcome = match forced {
-                Some(o) => o,
+            let (outcome, took) = match forced {
+                Some(o) => (o, None),
                 None => tokio::select! {
-                    o = sends.send_when_allowed(&job, &lane) => o,
-                    _ = sends.abort[group].cancelled() => Outcome::Transport { error: CUT_BY_SHUTDOWN.into() },
+                    (o, took) = sends.send_when_allowed(&job, &lane) => (o, Some(took)),
+                    _ = sends.abort[group].cancelled() => (Outcome::Transport { error: CUT_BY_SHUTDOWN.into() }, None),
                 },
             };
             let answered = matches!(outcome, Outcome::Response { .. });
-            let retry = sends.recorder.after_try(job, outcome).await;
+            let retry = sends.recorder.after_try(job, outcome, took).await;
             let _ = sends.done.send(Done {
                 lane,
                 started,

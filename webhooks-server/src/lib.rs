@@ -210,6 +210,7 @@ impl Server {
         .with_events(events)
         .with_failures(Arc::new(engine.clone()))
         .with_resend(Arc::new(engine.clone()))
+        .with_counts(Arc::new(engine.clone()))
         .with_request_observer(observability.request_observer());
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         Ok(Server {
@@ -274,6 +275,10 @@ impl Server {
             "webhooks server started"
         );
         let stop_api = CancellationToken::new();
+        let websocket_port = websockets
+            .as_ref()
+            .and_then(|(_, l)| l.local_addr().ok())
+            .map(|a| a.port());
         let live = websockets.map(|(hub, listener)| {
             let routes = webhooks_websockets::rest::routes(hub.clone());
             (
@@ -285,8 +290,11 @@ impl Server {
             Some((routes, task)) => (routes, Some(task)),
             None => (axum::Router::new(), None),
         };
+        let dashboard =
+            webhooks_dashboard::routes(webhooks_dashboard::DashboardConfig { websocket_port });
         let app = observability
             .routes()
+            .merge(dashboard)
             .merge(webhooks_api::router_with(api, extra));
         let mut serving = tokio::spawn(listener::serve(
             listener,

@@ -6,6 +6,7 @@ pub mod events;
 pub mod failures;
 pub mod replay;
 pub mod secrets;
+pub mod stats;
 pub mod webhooks;
 
 use axum::extract::Query;
