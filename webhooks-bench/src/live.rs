@@ -19,7 +19,6 @@
 //! rides in `Call-ID` (`LOADT<ns>`, see [`clock`]), which blackhole's frame repeats in its
 //! `routing_key` and `data.call_id`; the client finds it in the raw text without parsing JSON.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,11 +84,13 @@ pub async fn websockets(plan: &Plan) -> Result<Value, BoxError> {
     let hub = Hub::new(config, "webhooks-loadtest");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}/", listener.local_addr()?);
-    let app = webhooks_websockets::socket::router(hub.clone(), api.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let served = webhooks_websockets::socket::serve(
+        listener,
+        hub.clone(),
+        api.clone(),
+        std::future::pending(),
+    );
+    tokio::spawn(served);
 
     let mut tokens = Vec::with_capacity(accounts.len());
     for account in &accounts {

@@ -38,16 +38,17 @@ export function whenUnauthorized(handler) {
 
 /**
  * One request; resolves to the envelope of a success, rejects with an `ApiError` otherwise.
- * `data` (when given) is wrapped in `{"data": ...}` as crossbar expects.
+ * `data` (when given) is wrapped in `{"data": ...}` as crossbar expects, unless `raw` (the
+ * body of `POST /v2/events` is the KAZOO event itself).
  */
-export async function call(method, path, data, { signal } = {}) {
+export async function call(method, path, data, { signal, raw = false } = {}) {
   const headers = { Accept: "application/json" };
   const s = session.get();
   if (s && s.token) headers["X-Auth-Token"] = s.token;
   const init = { method, headers, signal, cache: "no-store" };
   if (data !== undefined) {
     headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify({ data });
+    init.body = JSON.stringify(raw ? data : { data });
   }
   let resp;
   try {
@@ -74,6 +75,8 @@ export const get = (path, opts) => call("GET", path, undefined, opts).then((e) =
 export const put = (path, data, opts) => call("PUT", path, data, opts).then((e) => e.data);
 export const post = (path, data, opts) => call("POST", path, data, opts).then((e) => e.data);
 export const patch = (path, data, opts) => call("PATCH", path, data, opts).then((e) => e.data);
+/** Publishes KAZOO events (`POST /v2/events`, master account only): the body is the event. */
+export const publish = (event, opts) => call("POST", "/events", event, { ...opts, raw: true }).then((e) => e.data);
 export const del = (path, opts) => call("DELETE", path, undefined, opts).then((e) => e.data);
 
 /** Every item of a paginated listing, following `next_start_key` (at most `maxPages`). */

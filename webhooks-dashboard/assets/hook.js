@@ -120,7 +120,7 @@ export async function hookView(ctx, accountId, hookId) {
       h("h3", {}, "Request"),
       h("p", {}, h("code", {}, `${(a.method || "").toUpperCase()} ${a.uri || ""}`)),
       headersEl(a.req_headers, "Request headers"),
-      a.req_body ? [h("p", { class: "small muted" }, "Body"), h("pre", {}, pretty(a.req_body))] : null,
+      requestBodyEl(a),
       h("h3", {}, "Response"),
       a.resp_status_code
         ? [
@@ -206,8 +206,8 @@ export async function hookView(ctx, accountId, hookId) {
   });
   refresh.addEventListener("click", () => act(refresh, drawAll));
 
+  ctx.root.prepend(crumbs([["Accounts", "#/accounts"], [name, `#/accounts/${accountId}`], [hook.name || hookId]]));
   ctx.root.append(
-    crumbs([["Accounts", "#/accounts"], [name, `#/accounts/${accountId}`], [hook.name || hookId]]),
     stateBox,
     h("div", { class: "actions" }, h("a", { class: "button", href: `${here}/edit` }, "Edit"), toggle, rotate, remove),
     confirmBox,
@@ -230,6 +230,17 @@ export async function hookView(ctx, accountId, hookId) {
 function nothing(e) {
   if (e.name === "AbortError") throw e;
   return null;
+}
+
+/** The request body: a form decoded into `key = value` lines (what KAZOO's default format sends), JSON indented. */
+function requestBodyEl(a) {
+  if (!a.req_body) return null;
+  const type = Object.entries(a.req_headers || {}).find(([k]) => k.toLowerCase() === "content-type");
+  if (type && /x-www-form-urlencoded/.test(type[1])) {
+    const lines = [...new URLSearchParams(a.req_body)].map(([k, v]) => `${k} = ${v}`);
+    return [h("p", { class: "small muted" }, "Body (form, decoded)"), h("pre", {}, lines.join("\n"))];
+  }
+  return [h("p", { class: "small muted" }, "Body"), h("pre", {}, pretty(a.req_body))];
 }
 
 function headersEl(headers, label) {

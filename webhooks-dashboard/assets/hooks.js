@@ -3,7 +3,7 @@
 // the account-wide actions (re-enable, a test event); and the form that creates or edits a
 // hook.
 
-import { get, all, put, patch, post, seg, sampleChannelCreate } from "./api.js";
+import { get, all, put, patch, publish, seg, sampleChannelCreate } from "./api.js";
 import { h, field, act, say, showError, markFields, stateEl, percent, plural, crumbs, uid } from "./dom.js";
 
 /** An account's name, for headings; its id when it cannot be read. */
@@ -37,8 +37,8 @@ export async function hooksView(ctx, accountId) {
     ? "Sends a CHANNEL_CREATE event for this account through POST /v2/events, as KAZOO would publish it."
     : "Only the master account may send events (POST /v2/events); log in with its api key to send a test event.";
 
+  ctx.root.prepend(crumbs([["Accounts", "#/accounts"], [name]]));
   ctx.root.append(
-    crumbs([["Accounts", "#/accounts"], [name]]),
     h(
       "div",
       { class: "actions" },
@@ -127,7 +127,7 @@ export async function hooksView(ctx, accountId) {
   );
   trigger.addEventListener("click", () =>
     act(trigger, async () => {
-      const r = await post("/events", sampleChannelCreate(accountId));
+      const r = await publish(sampleChannelCreate(accountId));
       say(r && r.dropped ? `Test event sent: dropped (${r.dropped}).` : `Test event sent: ${plural((r && r.dispatched) || 0, "delivery", "deliveries")}.`);
       // The attempts arrive after the sends; show the counts once they are likely in.
       setTimeout(() => !ctx.signal.aborted && draw().catch(showError), 1500);
@@ -180,7 +180,7 @@ function hookForm(catalogue, hook, { creating }) {
     field("Event", controls.hook),
     field("HTTP method", controls.http_verb),
     field("Body format", controls.format),
-    field("Retries", controls.retries, "Tries after the first that fail (the API says which values it takes)."),
+    field("Retries", controls.retries, "Retry the request this many times if it fails."),
     field("Enabled", controls.enabled),
     field("Include sub-accounts", controls.include_subaccounts, "Also fire for events of the accounts below this one."),
     creating ? field("Sign deliveries", controls.secret, "Standard Webhooks signatures; the secret is shown on the hook's page.") : null,
@@ -237,7 +237,8 @@ async function formView(ctx, accountId, hookId) {
   const crumbItems = creating
     ? [["Accounts", "#/accounts"], [name, `#/accounts/${accountId}`], ["New hook"]]
     : [["Accounts", "#/accounts"], [name, `#/accounts/${accountId}`], [hook.name || hookId, back], ["Edit"]];
-  ctx.root.append(crumbs(crumbItems), form);
+  ctx.root.prepend(crumbs(crumbItems));
+  ctx.root.append(form);
 }
 
 export const newHookView = (ctx, accountId) => formView(ctx, accountId, null);

@@ -42,8 +42,8 @@ export async function tailView(ctx, accountId) {
   const list = h("ol", { class: "events", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Events, newest first" });
   const empty = h("p", { class: "muted" }, "No events yet. Send a test event from an account's hooks page, or wait for calls.");
 
+  ctx.root.prepend(crumbs([["Accounts", "#/accounts"], ["Live tail"]]));
   ctx.root.append(
-    crumbs([["Accounts", "#/accounts"], ["Live tail"]]),
     h(
       "p",
       { class: "muted small" },

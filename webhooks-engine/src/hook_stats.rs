@@ -5,7 +5,7 @@
 //! cores rarely wait for one lock.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use webhooks_core::delivery_stats::{Bucket, HookCounts, BUCKETS, BUCKET_SECS};
@@ -78,9 +78,7 @@ fn empty(now_minute: i64) -> Vec<Bucket> {
 
 impl HookStats {
     fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, Ring>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// Counts one try of a hook at `now` (unix seconds).

@@ -339,13 +339,9 @@ fn serve_websockets(
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let app = webhooks_websockets::socket::router(hub, api)
-        .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
+        let served = webhooks_websockets::socket::serve(listener, hub, api, stop.cancelled_owned());
+        if let Err(e) = served.await {
             tracing::error!(error = %e, "websocket listener failed");
         }
     })

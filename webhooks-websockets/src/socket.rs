@@ -28,8 +28,29 @@ struct Listener {
     api: ApiState,
 }
 
-/// The websocket endpoint as a router: serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (the peer address is the socket id).
+/// Serves the endpoint on `listener` until `shutdown` completes (open sockets are not waited
+/// for: a live stream has no end to wait for). Frames go out as they come: without
+/// TCP_NODELAY a small frame can wait for the peer's delayed ACK (40 ms on Linux).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    hub: Hub,
+    api: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(hub, api).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a websocket connection");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The websocket endpoint as a router, for an embedder with a server of its own: serve it
+/// with `into_make_service_with_connect_info::<SocketAddr>()` (the peer address is the socket
+/// id), and set TCP_NODELAY as [`serve`] does.
 pub fn router(hub: Hub, api: ApiState) -> Router {
     Router::new()
         .fallback(upgrade)
