@@ -587,3 +587,69 @@ async fn the_limits_of_system_config_blackhole_hold() {
     assert!(metric(&metrics, "webhooks_websockets_messages_rate_limited_total").unwrap() >= 1.0);
     assert_eq!(metric(&metrics, "webhooks_websockets_open"), Some(2.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_try_streams_to_delivery_subscribers() {
+    let s = setup_with(&[]).await;
+    let rx = webhooks_testkit::Receiver::start_on("127.0.0.2:0").await;
+    rx.answer("/in", webhooks_testkit::Answer::Sequence(vec![503, 200]));
+    let hook = s
+        .master
+        .create_hook(
+            &s.customer,
+            json!({"name": "tail", "uri": rx.url("/in"), "hook": "channel_create", "retries": 2}),
+        )
+        .await;
+    let mut ws = connect(&s.d).await;
+    let r = ask(
+        &mut ws,
+        subscribe(&s.token, "d", &s.customer, "webhooks.delivery.*"),
+    )
+    .await;
+    assert_eq!(r["status"], "success", "{r}");
+    s.post(call_event(&s.customer, "tailed")).await;
+    // A failed try, then its retry succeeding: two frames, in that order.
+    let first = next(&mut ws).await;
+    let second = next(&mut ws).await;
+    for frame in [&first, &second] {
+        assert_eq!(frame["subscribed_key"], "webhooks.delivery.*");
+        assert_eq!(frame["name"], "delivery");
+        assert_eq!(
+            frame["routing_key"],
+            format!("webhooks.delivery.{}.{hook}", s.customer)
+        );
+        assert_eq!(frame["data"]["hook_id"], json!(hook));
+        assert_eq!(frame["data"]["uri"], json!(rx.url("/in")));
+        assert!(frame["data"]["latency_ms"].is_u64(), "{frame}");
+    }
+    let (a, b) = (&first["data"], &second["data"]);
+    assert_eq!(
+        (
+            a["result"].as_str(),
+            a["status"].as_u64(),
+            a["last"].as_bool()
+        ),
+        (Some("failure"), Some(503), Some(false))
+    );
+    assert_eq!(
+        (
+            b["result"].as_str(),
+            b["status"].as_u64(),
+            b["last"].as_bool()
+        ),
+        (Some("success"), Some(200), Some(true))
+    );
+    assert_eq!(a["webhook_id"], b["webhook_id"]);
+    assert_eq!(
+        (a["attempt"].as_u64(), b["attempt"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // Another tree's user may not watch the customer's deliveries.
+    let mut other = connect(&s.d).await;
+    let r = ask(
+        &mut other,
+        subscribe(&s.sibling_token, "x", &s.customer, "webhooks.delivery.*"),
+    )
+    .await;
+    assert_eq!(r["data"]["errors"][0], "unauthorized account id", "{r}");
+}

@@ -54,6 +54,32 @@ pub trait DeliveryCounts: Send + Sync {
     fn account_counts(&self, account: &AccountId) -> Vec<(String, HookCounts)>;
 }
 
+/// One try, as the engine reports it to whoever watches deliveries live (the websockets hub's
+/// `webhooks.delivery.*` bindings).
+#[derive(Debug, Clone, Copy)]
+pub struct TryReport<'a> {
+    pub account: &'a AccountId,
+    pub hook: &'a str,
+    pub webhook_id: &'a str,
+    pub uri: &'a str,
+    pub succeeded: bool,
+    /// The answer's status, when there was an answer.
+    pub status: Option<u16>,
+    /// The transport error, when there was no answer.
+    pub error: Option<&'a str>,
+    pub latency_ms: Option<u64>,
+    /// Which try of its delivery this was (1 for the first).
+    pub attempt: u8,
+    /// True when no further try follows (it succeeded, or failed for good).
+    pub last: bool,
+}
+
+/// Told of every try as it finishes (the engine calls it on the delivery path: it must not
+/// wait).
+pub trait TryObserver: Send + Sync {
+    fn tried(&self, report: &TryReport<'_>);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

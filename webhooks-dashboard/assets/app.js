@@ -131,6 +131,7 @@ function notFoundView(ctx) {
 
 async function loginView(ctx) {
   ctx.title("Log in");
+  ctx.root.classList.add("login");
   const key = h("input", {
     name: "api_key",
     type: "password",
@@ -150,6 +151,7 @@ async function loginView(ctx) {
     button.disabled = true;
     try {
       const s = await login(key.value.trim());
+      pendingExpiry = null;
       flash = `Logged in as ${s.account_name || s.account_id}.`;
       const to = afterLogin && !afterLogin.startsWith("#/login") ? afterLogin : "#/accounts";
       afterLogin = null;
@@ -163,23 +165,19 @@ async function loginView(ctx) {
     }
   });
   ctx.root.append(
-    h(
-      "section",
-      { class: "login" },
-      h("p", {}, "Log in with an account's api key. The dashboard acts as that account, through the same API as any client."),
-      form
-    )
+    h("p", {}, "Log in with an account's api key. The dashboard acts as that account, through the same API as any client."),
+    form
   );
-  if (pendingExpiry) {
-    document.getElementById("alert").replaceChildren(errorEl(pendingExpiry));
-    pendingExpiry = null;
-  }
+  // Why the last token was refused, kept until a login succeeds (the view may be drawn twice).
+  if (pendingExpiry) document.getElementById("alert").replaceChildren(errorEl(pendingExpiry));
   setTimeout(() => key.focus(), 0);
 }
 
 let pendingExpiry = null;
 whenUnauthorized((err) => {
-  // The token expired or was revoked: log in again, then come back here.
+  // The token expired or was revoked: log in again, then come back here. A view's other
+  // requests are refused too; the first refusal decides.
+  if (!session.get()) return;
   session.clear();
   pendingExpiry = err;
   afterLogin = location.hash;
@@ -189,6 +187,7 @@ whenUnauthorized((err) => {
 function start() {
   document.getElementById("logout").addEventListener("click", () => {
     session.clear();
+    pendingExpiry = null;
     flash = "Logged out.";
     go("#/login");
   });

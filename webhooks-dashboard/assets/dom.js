@@ -138,7 +138,8 @@ const statusRegion = () => document.getElementById("status");
 
 export function showError(err) {
   if (err && err.name === "AbortError") return;
-  console.error(err);
+  // A warning, not an error: the API refusing something is part of the dashboard's work.
+  console.warn(err);
   const region = alertRegion();
   region.replaceChildren(err && err.message !== undefined ? errorEl(err) : h("p", {}, String(err)));
 }
@@ -161,7 +162,7 @@ export function say(text) {
 export async function act(button, fn) {
   if (button) button.disabled = true;
   try {
-    alertRegion().replaceChildren();
+    clearMessages();
     return await fn();
   } catch (e) {
     showError(e);

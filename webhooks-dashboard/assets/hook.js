@@ -64,12 +64,16 @@ export async function hookView(ctx, accountId, hookId) {
     return String(v);
   };
 
+  let shownState = null;
   const drawState = async () => {
     const [x, failures, stats] = await Promise.all([
       get(base, { signal: ctx.signal }),
       get(`/accounts/${seg(accountId)}/webhooks/failures`, { signal: ctx.signal }).catch(nothing),
       get(`${base}/stats`, { signal: ctx.signal }).catch(nothing),
     ]);
+    const seen = JSON.stringify([x, failures, stats]);
+    if (seen === shownState) return;
+    shownState = seen;
     drawHook(x);
     const count = failures ? (failures.find((f) => f.hook_id === hookId) || {}).count || 0 : null;
     stateBox.replaceChildren(
@@ -80,8 +84,14 @@ export async function hookView(ctx, accountId, hookId) {
     chartBox.replaceChildren(stats ? deliveryChart(stats) : h("p", {}, "This daemon does not report delivery statistics."));
   };
 
+  let shownAttempts = null;
   const drawAttempts = async () => {
     const list = await get(`${base}/attempts?page_size=${ATTEMPTS_SHOWN}`, { signal: ctx.signal });
+    // Drawn again only when something changed (as the state above), so a screen reader's
+    // place is not lost every 5 s.
+    const seen = JSON.stringify(list);
+    if (seen === shownAttempts) return;
+    shownAttempts = seen;
     // Keep open what the reader opened: the list is drawn again on every refresh.
     const open = new Set([...attemptsBox.querySelectorAll("details[open]")].map((d) => d.dataset.key));
     const focused = document.activeElement && attemptsBox.contains(document.activeElement) ? document.activeElement.dataset.key : null;
@@ -92,7 +102,7 @@ export async function hookView(ctx, accountId, hookId) {
       return;
     }
     attemptsBox.replaceChildren(
-      h("ol", { class: "attempts", "aria-label": `Last ${plural(list.length, "attempt")}, newest first` }, list.map((a, i) => attemptItem(a, i, open)))
+      h("ol", { class: "attempts", "aria-label": `Last ${plural(list.length, "attempt")}, newest first` }, list.map((a) => attemptItem(a, open)))
     );
     if (focused) {
       const again = attemptsBox.querySelector(`[data-key="${CSS.escape(focused)}"]`);
@@ -100,8 +110,9 @@ export async function hookView(ctx, accountId, hookId) {
     }
   };
 
-  const attemptItem = (a, i, open) => {
-    const key = `${a.timestamp}-${a.webhook_id}-${i}`;
+  const attemptItem = (a, open) => {
+    // Stable across refreshes (new attempts shift the positions): what the attempt says of itself.
+    const key = `${a.timestamp}-${a.webhook_id}-${a.result}-${a.retries_left}`;
     const ok = a.result === "success";
     const headId = uid("attempt");
     const outcome = a.resp_status_code ? `HTTP ${a.resp_status_code}` : a.client_error || a.reason || "";

@@ -52,12 +52,17 @@ export async function hooksView(ctx, accountId) {
     table
   );
 
+  let shown = null;
   const draw = async () => {
     const [hooks, failures, stats] = await Promise.all([
       all(`${base}/webhooks`, { signal: ctx.signal }),
       get(`${base}/webhooks/failures`, { signal: ctx.signal }).catch(unavailable),
       get(`${base}/webhooks/stats`, { signal: ctx.signal }).catch(unavailable),
     ]);
+    // Drawn again only when something changed, so a screen reader's place is not lost every 5 s.
+    const seen = JSON.stringify([hooks, failures, stats]);
+    if (seen === shown) return;
+    shown = seen;
     const failed = new Map((failures || []).map((f) => [f.hook_id, f.count]));
     const rates = new Map((stats || []).map((x) => [x.hook_id, x]));
     hooks.sort((a, b) => (a.name || "").localeCompare(b.name || ""));
@@ -180,7 +185,7 @@ function hookForm(catalogue, hook, { creating }) {
     field("Event", controls.hook),
     field("HTTP method", controls.http_verb),
     field("Body format", controls.format),
-    field("Retries", controls.retries, "Retry the request this many times if it fails."),
+    field("Retries", controls.retries, "How many times a delivery is tried in all, the first try included (KAZOO's meaning)."),
     field("Enabled", controls.enabled),
     field("Include sub-accounts", controls.include_subaccounts, "Also fire for events of the accounts below this one."),
     creating ? field("Sign deliveries", controls.secret, "Standard Webhooks signatures; the secret is shown on the hook's page.") : null,
@@ -229,7 +234,7 @@ async function formView(ctx, accountId, hookId) {
     } catch (e) {
       showError(e);
       const first = markFields(form, e);
-      (first || document.getElementById("alert")).focus?.();
+      if (first) first.focus();
     } finally {
       submit.disabled = false;
     }

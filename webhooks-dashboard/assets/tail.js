@@ -1,13 +1,13 @@
-// The live tail: the account's call and document events as the daemon streams them, over the
-// websocket listener in KAZOO blackhole's protocol (subscribe with the REST token; one
-// binding a message). The frames are shown as they come, newest first, in a `role="log"`
+// The live tail: the account's call and document events as the daemon streams them, and each
+// try of its hooks (`webhooks.delivery.*`), over the websocket listener in KAZOO blackhole's
+// protocol (subscribe with the REST token; one binding a message). The frames are shown as they come, newest first, in a `role="log"`
 // region; the last MAX_SHOWN are kept.
 
 import { session, randomHex } from "./api.js";
 import { h, say, showError, timeEl, pretty, crumbs, uid } from "./dom.js";
 import { visibleAccounts } from "./accounts.js";
 
-const BINDINGS = ["call.*.*", "object.*.*"];
+const BINDINGS = ["call.*.*", "object.*.*", "webhooks.delivery.*"];
 const MAX_SHOWN = 200;
 
 let wsPort; // undefined until asked, then a number or null (the listener is off)
@@ -47,7 +47,7 @@ export async function tailView(ctx, accountId) {
     h(
       "p",
       { class: "muted small" },
-      `Call and document events (${BINDINGS.join(", ")}) of the chosen account as this daemon streams them: what the hooks of that account are fired by.`
+      `Call and document events of the chosen account as this daemon streams them, and each delivery of its hooks (${BINDINGS.join(", ")}).`
     ),
     h("div", { class: "tail-controls" }, h("div", { class: "field" }, h("label", { for: picker.id }, "Account"), picker), pause, clear),
     state,
@@ -139,6 +139,7 @@ export async function tailView(ctx, accountId) {
 
 function eventItem(frame) {
   const d = frame.data || {};
+  if (frame.name === "delivery") return deliveryItem(frame, d);
   const bits = [];
   if (d.caller_id_number || d.callee_id_number) bits.push(`${d.caller_id_number || "?"} → ${d.callee_id_number || d.request || "?"}`);
   if (d.call_direction) bits.push(d.call_direction);
@@ -155,5 +156,29 @@ function eventItem(frame) {
       h("span", { class: "key mono" }, frame.routing_key || "")
     ),
     h("details", {}, h("summary", {}, "Event data"), h("pre", {}, pretty(d)))
+  );
+}
+
+// One try of a hook: its result, the answer (or the transport error), its time, where it went.
+function deliveryItem(frame, d) {
+  const answer = d.status ? `HTTP ${d.status}` : d.client_error || "";
+  const bits = [
+    d.result === "success" ? "delivered" : d.last ? "failed" : "failed, will retry",
+    answer,
+    d.latency_ms !== undefined ? `${d.latency_ms} ms` : "",
+    `try ${d.attempt}`,
+  ].filter(Boolean);
+  return h(
+    "li",
+    { class: d.result === "success" ? "delivery ok" : "delivery failed" },
+    h(
+      "div",
+      { class: "event-head" },
+      h("strong", {}, "delivery"),
+      timeEl(new Date()),
+      h("span", {}, bits.join(" · ")),
+      h("span", { class: "key mono" }, `${d.hook_id || ""} → ${d.uri || ""}`)
+    ),
+    h("details", {}, h("summary", {}, "Delivery data"), h("pre", {}, pretty(d)))
   );
 }

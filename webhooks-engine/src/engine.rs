@@ -15,11 +15,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use webhooks_core::config::WebhooksConfig;
-use webhooks_core::delivery_stats::{DeliveryCounts, HookCounts};
+use webhooks_core::delivery_stats::{DeliveryCounts, HookCounts, TryObserver};
 use webhooks_core::event::{Event, EventError};
 use webhooks_core::failures::{FailureCount, FailureDesk};
 use webhooks_core::live::LiveHooks;
@@ -80,6 +81,8 @@ pub struct Engine {
     notices: Arc<Notices>,
     peers: Arc<Peers>,
     hook_stats: Arc<HookStats>,
+    /// Whoever watches tries live; the recorder reads it.
+    observer: Arc<ArcSwapOption<Box<dyn TryObserver>>>,
     tasks: Arc<Tasks>,
 }
 
@@ -146,6 +149,7 @@ impl Engine {
         );
         let peers = Arc::new(Peers::default());
         let hook_stats = Arc::new(HookStats::default());
+        let observer: Arc<ArcSwapOption<Box<dyn TryObserver>>> = Arc::default();
         let (gone_tx, gone_rx) = mpsc::unbounded_channel();
         let recorder = TryRecorder {
             hooks: hooks.clone(),
@@ -154,6 +158,7 @@ impl Engine {
             stats: stats.clone(),
             peers: peers.clone(),
             hook_stats: hook_stats.clone(),
+            observer: observer.clone(),
             journal: journal.clone(),
             retry_delay: config.retry_delay,
             gone: gone_tx,
@@ -228,6 +233,7 @@ impl Engine {
             notices,
             peers,
             hook_stats,
+            observer,
             tasks: Arc::new(Tasks {
                 _stop_on_drop: stop.clone().drop_guard(),
                 stop,
@@ -290,6 +296,12 @@ impl Engine {
     /// through [`ConfigListener::peer_failures`].
     pub fn set_failure_share(&self, share: Box<dyn FailureShare>) {
         self.peers.attach(share);
+    }
+
+    /// Tells `observer` about every try as it finishes (the websockets hub, for live tails of
+    /// deliveries).
+    pub fn set_try_observer(&self, observer: Box<dyn TryObserver>) {
+        self.observer.store(Some(Arc::new(observer)));
     }
 
     /// Re-reads KAZOO's settings from the store now (the disabler does it every tick).

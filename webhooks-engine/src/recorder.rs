@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use webhooks_core::delivery::{attempt_doc, Outcome};
+use webhooks_core::delivery::{attempt_doc, Delivery, Outcome};
+use webhooks_core::delivery_stats::{TryObserver, TryReport};
 use webhooks_core::live::LiveHooks;
 use webhooks_core::pending::{DeliveryJournal, JournalEntry};
 use webhooks_core::retry::honour_retry_after;
@@ -44,6 +45,8 @@ pub(crate) struct TryRecorder {
     pub(crate) peers: Arc<Peers>,
     /// Each hook's tries of the last hour, for the API.
     pub(crate) hook_stats: Arc<HookStats>,
+    /// Whoever watches tries live (the websockets hub), once attached.
+    pub(crate) observer: Arc<arc_swap::ArcSwapOption<Box<dyn TryObserver>>>,
     /// Where each delivery's end or next try is noted (at-least-once), if anywhere.
     pub(crate) journal: Option<Arc<dyn DeliveryJournal>>,
     /// KAZOO's fixed wait between tries (the default schedule).
@@ -82,6 +85,7 @@ impl TryRecorder {
             .delivery_latency
             .observe(Instant::now().saturating_duration_since(job.since));
         if outcome.is_success() {
+            self.report(d, &outcome, took, true);
             inc(&self.stats.deliveries_succeeded);
             self.stats
                 .finished
@@ -107,6 +111,7 @@ impl TryRecorder {
             && outcome.is_retryable()
             && d.tries_left() > 0
             && (!stopping || self.journal.is_some());
+        self.report(d, &outcome, took, !tried_again);
         let mut doc = attempt_doc(d, &outcome, tries_left_before, now);
         // What a recovery asks of the attempts: was this the delivery's last try?
         doc.set(webhooks_core::replay::FINAL_TRY, !tried_again);
@@ -134,6 +139,29 @@ impl TryRecorder {
             .count(DeliveryResult::Failed, outcome.status());
         self.note(&job, JournalNote::Finished);
         None
+    }
+
+    /// Tells the live watcher, if any, about a try (`d.tries` already counts it).
+    fn report(&self, d: &Delivery, outcome: &Outcome, took: Option<Duration>, last: bool) {
+        let Some(observer) = self.observer.load_full() else {
+            return;
+        };
+        let error = match outcome {
+            Outcome::Transport { error } => Some(error.as_str()),
+            Outcome::Response { .. } => None,
+        };
+        observer.tried(&TryReport {
+            account: &d.hook.account_id,
+            hook: &d.hook.id,
+            webhook_id: &d.webhook_id,
+            uri: &d.hook.uri,
+            succeeded: outcome.is_success(),
+            status: outcome.status(),
+            error,
+            latency_ms: took.map(|t| t.as_millis() as u64),
+            attempt: d.tries,
+            last,
+        });
     }
 
     /// The wait before the next try: the hook's schedule, stretched to a receiver's

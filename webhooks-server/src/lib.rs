@@ -160,6 +160,10 @@ impl Server {
             }
             None => None,
         };
+        if let Some((hub, _)) = &websockets {
+            // Every try, for `webhooks.delivery.*` subscriptions (the dashboard's live tail).
+            engine.set_try_observer(Box::new(hub.clone()));
+        }
         let amqp = match config.amqp.clone() {
             Some(mut amqp_config) => {
                 amqp_config.node = config.node.clone();

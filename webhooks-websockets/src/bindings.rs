@@ -7,7 +7,9 @@
 //! bindings this node's queue needs to receive those events at all. Both are pure functions of
 //! the binding, the account and the month, so they live here, apart from sockets and queues.
 //!
-//! Modules: `call`, `object`, `fax`, `conference` (master's form). `presence` is not offered:
+//! Modules: `call`, `object`, `fax`, `conference` (master's form), and ours, `webhooks`:
+//! `webhooks.delivery.<HOOK_ID|*>`, each try this node made to the account's hooks (the
+//! dashboard's live tail of deliveries; it needs no AMQP binding, the engine reports them). `presence` is not offered:
 //! its keys are built from the account's SIP realm, which takes a database lookup at subscribe
 //! time, and KAZOO 4.3, the widely deployed version, has no presence module either. Its
 //! bindings get the same answer as any unknown module.
@@ -138,6 +140,7 @@ pub fn catalogue() -> Value {
         ],
         "fax": ["fax.status.{FAX_ID}", "fax.object.{ACTION}"],
         "object": object,
+        "webhooks": ["webhooks.delivery.{HOOK_ID}"],
     })
 }
 
@@ -147,6 +150,7 @@ enum Module {
     Object,
     Fax,
     Conference,
+    Webhooks,
 }
 
 /// The account a subscription is for.
@@ -196,6 +200,7 @@ impl Module {
             "object" => Some(Module::Object),
             "fax" => Some(Module::Fax),
             "conference" => Some(Module::Conference),
+            "webhooks" => Some(Module::Webhooks),
             _ => None,
         }
     }
@@ -206,6 +211,7 @@ impl Module {
             Module::Object => "object",
             Module::Fax => "fax",
             Module::Conference => "conference",
+            Module::Webhooks => "webhooks",
         }
     }
 
@@ -247,6 +253,8 @@ impl Module {
                     Ok(())
                 }
             }
+
+            (Module::Webhooks, ["delivery", _hook]) => Ok(()),
 
             _ => Err(invalid()),
         }
@@ -313,6 +321,10 @@ impl Module {
                 CONFERENCE_EXCHANGE,
                 vec![format!("conference.event.*.{a}.{conference}.{call_id}")],
             ),
+            // The engine reports its tries to the hub directly: no queue binding.
+            (Module::Webhooks, ["delivery", hook]) => {
+                (vec![format!("webhooks.delivery.{a}.{hook}")], Vec::new())
+            }
             // `validate` accepted only the shapes above.
             _ => (Vec::new(), Vec::new()),
         }
@@ -755,7 +767,8 @@ mod tests {
     fn catalogue_lists_the_offered_modules() {
         let c = catalogue();
         let modules: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(modules, ["call", "conference", "fax", "object"]);
+        assert_eq!(modules, ["call", "conference", "fax", "object", "webhooks"]);
+        assert_eq!(c["webhooks"], json!(["webhooks.delivery.{HOOK_ID}"]));
         assert_eq!(
             c["call"],
             json!([
@@ -799,5 +812,16 @@ mod tests {
                 "{entry}"
             );
         }
+    }
+
+    #[test]
+    fn a_delivery_subscription_is_the_accounts_own_and_needs_no_queue_binding() {
+        let s = subscribe(A, "webhooks.delivery.*", MARCH_2024).unwrap();
+        assert_eq!(s.keys, [format!("webhooks.delivery.{A}.*")]);
+        assert!(s.sources.is_empty());
+        assert_eq!(
+            subscribe(A, "webhooks.delivered", MARCH_2024).unwrap_err(),
+            "invalid format for webhooks subscription : delivered"
+        );
     }
 }

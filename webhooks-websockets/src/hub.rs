@@ -13,10 +13,11 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{json, Value};
+use webhooks_core::delivery_stats::{TryObserver, TryReport};
 use webhooks_core::transport::{EventTap, NodeBinder};
 use webhooks_core::{AccountId, Event};
 
@@ -40,6 +41,8 @@ struct Inner {
     /// (exchange, routing key) → how many subscriptions hold it.
     sources: Mutex<HashMap<(String, String), usize>>,
     binder: RwLock<Option<Arc<dyn NodeBinder>>>,
+    /// Subscriptions to `webhooks.delivery.*` now: without any, a try costs the hub nothing.
+    delivery_watchers: AtomicUsize,
     stats: Counters,
 }
 
@@ -105,6 +108,7 @@ impl Hub {
                 sockets: RwLock::default(),
                 sources: Mutex::default(),
                 binder: RwLock::default(),
+                delivery_watchers: AtomicUsize::new(0),
                 stats: Counters::default(),
             }),
         }
@@ -295,6 +299,9 @@ impl Hub {
     }
 
     fn acquire(&self, sub: &Subscription) {
+        if watches_deliveries(sub) {
+            self.inner.delivery_watchers.fetch_add(1, Ordering::Relaxed);
+        }
         let mut sources = self.lock_sources();
         for source in &sub.sources {
             let n = sources.entry(source.clone()).or_insert(0);
@@ -308,6 +315,9 @@ impl Hub {
     }
 
     fn release(&self, sub: &Subscription) {
+        if watches_deliveries(sub) {
+            self.inner.delivery_watchers.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut sources = self.lock_sources();
         for source in &sub.sources {
             let Some(n) = sources.get_mut(source) else {
@@ -351,6 +361,10 @@ impl Socket {
     fn lock(&self) -> std::sync::MutexGuard<'_, SocketState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn watches_deliveries(sub: &Subscription) -> bool {
+    sub.binding.starts_with("webhooks.")
 }
 
 /// The socket's client bindings, one per subscription.
@@ -402,5 +416,42 @@ impl EventTap for Hub {
         if parts.is_some() {
             stats.events_matched.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Each try the engine makes, as an event frame for `webhooks.delivery.<HOOK_ID|*>`
+/// subscriptions (`name` `delivery`, routing key `webhooks.delivery.<account>.<hook>`).
+impl TryObserver for Hub {
+    fn tried(&self, r: &TryReport<'_>) {
+        if self.inner.delivery_watchers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut fields = serde_json::Map::new();
+        let mut put = |k: &str, v: Value| {
+            if !v.is_null() {
+                fields.insert(k.to_owned(), v);
+            }
+        };
+        put("Event-Category", json!("webhooks"));
+        put("Event-Name", json!("delivery"));
+        put("Account-ID", json!(r.account));
+        put("Hook-ID", json!(r.hook));
+        put("Webhook-ID", json!(r.webhook_id));
+        put("URI", json!(r.uri));
+        put(
+            "Result",
+            json!(if r.succeeded { "success" } else { "failure" }),
+        );
+        put("Status", json!(r.status));
+        put("Client-Error", json!(r.error));
+        put("Latency-Ms", json!(r.latency_ms));
+        put("Attempt", json!(r.attempt));
+        put("Last", json!(r.last));
+        let key = format!(
+            "webhooks.delivery.{}.{}",
+            r.account,
+            crate::routing::amqp_encode(r.hook)
+        );
+        self.event(Some(&key), &Event(fields));
     }
 }
