@@ -148,6 +148,16 @@ impl ApiError {
         )
     }
 
+    /// 503 for a route that needs the delivery engine on an API served without one;
+    /// `what` says what it cannot do ("sends no deliveries").
+    pub fn no_engine(what: &str) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no delivery engine",
+            json!({"message": format!("this server {what}: it runs no delivery engine")}),
+        )
+    }
+
     pub fn forbidden() -> Self {
         ApiError::system(StatusCode::FORBIDDEN, "forbidden", "forbidden")
     }

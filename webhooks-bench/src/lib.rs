@@ -23,6 +23,7 @@ pub mod fixture;
 pub mod harness;
 pub mod hist;
 pub mod live;
+pub mod plan;
 pub mod receiver;
 pub mod recovery;
 pub mod report;

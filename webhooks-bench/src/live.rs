@@ -36,9 +36,9 @@ use webhooks_websockets::{Hub, HubConfig};
 
 use crate::clock;
 use crate::fixture::{self, CallEvents};
+use crate::plan::{scratch_dir, BoxError, Plan};
 use crate::receiver::Arrivals;
 use crate::rss;
-use crate::scenarios::{scratch_dir, BoxError, Plan};
 
 /// What every client subscribes to, on its own account.
 const BINDING: &str = "call.CHANNEL_CREATE.*";

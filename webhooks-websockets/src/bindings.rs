@@ -49,19 +49,9 @@ const CALL_EVENTS: [&str; 9] = [
 /// Document actions, in KAZOO's order (the catalogue is action-major).
 const DOC_ACTIONS: [&str; 3] = ["doc_created", "doc_edited", "doc_deleted"];
 
-/// Document types a socket may watch, in KAZOO's order.
-const DOC_TYPES: [&str; 10] = [
-    "account",
-    "callflow",
-    "device",
-    "faxbox",
-    "media",
-    "user",
-    "vmbox",
-    "fax",
-    "mailbox_message",
-    "call_recording",
-];
+/// Document types a socket may watch, in KAZOO's order: the types KAZOO's `object` webhook
+/// offers too.
+const DOC_TYPES: &[&str] = webhooks_core::config::DEFAULT_OBJECT_TYPES;
 
 /// Types kept in the monthly database rather than the account database.
 const MODB_TYPES: [&str; 2] = ["fax", "mailbox_message"];

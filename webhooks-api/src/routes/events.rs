@@ -22,11 +22,7 @@ pub async fn publish(
         return Err(ApiError::forbidden());
     }
     let Some(sink) = state.events() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no delivery engine",
-            json!({"message": "this server does not deliver events"}),
-        ));
+        return Err(ApiError::no_engine("delivers no events"));
     };
     // Not axum's `Bytes` extractor: its own 2 MiB default would override the configured limit.
     let body = read_limited(body, state.config().max_body_bytes).await?;

@@ -8,7 +8,6 @@
 //!   on this node and, through the transport, on every other node.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
@@ -78,11 +77,5 @@ async fn flush_hook(
 }
 
 fn desk(state: &ApiState) -> Result<&dyn FailureDesk, ApiError> {
-    state.failures().map(|d| d.as_ref()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no delivery engine",
-            json!({"message": "this server counts no failures: it runs no delivery engine"}),
-        )
-    })
+    (state.failures().map(|d| d.as_ref())).ok_or_else(|| ApiError::no_engine("counts no failures"))
 }

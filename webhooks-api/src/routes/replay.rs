@@ -235,11 +235,7 @@ async fn send(state: &ApiState, deliveries: Vec<Delivery>) -> Result<usize, ApiE
         return Ok(0);
     }
     let Some(sink) = state.resend() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no delivery engine",
-            json!({"message": "this server sends no deliveries"}),
-        ));
+        return Err(ApiError::no_engine("sends no deliveries"));
     };
     sink.resend(deliveries).await.map_err(|e| match e {
         EventError::NotDurable(why) => ApiError::new(

@@ -8,7 +8,6 @@
 //!   "succeeded", "failed"}], "succeeded", "failed", "success_rate"}`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
@@ -57,11 +56,5 @@ async fn of_hook(
 }
 
 fn counts(state: &ApiState) -> Result<&dyn DeliveryCounts, ApiError> {
-    state.counts().map(|c| c.as_ref()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no delivery engine",
-            json!({"message": "this server counts no deliveries: it runs no delivery engine"}),
-        )
-    })
+    (state.counts().map(|c| c.as_ref())).ok_or_else(|| ApiError::no_engine("counts no deliveries"))
 }
