@@ -38,6 +38,9 @@ struct Inner {
     /// This node's name: each socket's `destination`.
     node: String,
     sockets: RwLock<HashMap<String, Arc<Socket>>>,
+    /// Connections per peer address, counted from the moment an upgrade is admitted (before
+    /// its socket exists), so a burst cannot slip past `max_connections_per_ip`.
+    per_peer: Mutex<HashMap<IpAddr, usize>>,
     /// (exchange, routing key) → how many subscriptions hold it.
     sources: Mutex<HashMap<(String, String), usize>>,
     binder: RwLock<Option<Arc<dyn NodeBinder>>>,
@@ -64,6 +67,25 @@ struct SocketState {
     name: Option<Value>,
     metadata: Option<Value>,
     subscriptions: Vec<Subscription>,
+}
+
+/// A connection counted against its peer address, until dropped.
+pub(crate) struct Admission {
+    hub: Hub,
+    peer: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let inner = &self.hub.inner;
+        let mut per_peer = inner.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = per_peer.get_mut(&self.peer) {
+            *open -= 1;
+            if *open == 0 {
+                per_peer.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// Why an upgrade is refused before it happens.
@@ -106,6 +128,7 @@ impl Hub {
                 config,
                 node: node.into(),
                 sockets: RwLock::default(),
+                per_peer: Mutex::default(),
                 sources: Mutex::default(),
                 binder: RwLock::default(),
                 delivery_watchers: AtomicUsize::new(0),
@@ -143,24 +166,33 @@ impl Hub {
         }
     }
 
-    /// Refuses a connection from `peer` when its address has `max_connections_per_ip` already.
-    pub(crate) fn admit(&self, peer: &SocketAddr) -> Result<(), Refused> {
-        let Some(cap) = self.inner.config.max_connections_per_ip else {
-            return Ok(());
-        };
-        let from_peer = self
-            .read_sockets()
-            .values()
-            .filter(|s| s.peer == peer.ip())
-            .count();
-        if from_peer >= cap {
+    /// Admits a connection from `peer`, unless its address has `max_connections_per_ip`
+    /// already; it counts against the address until the [`Admission`] is dropped (the
+    /// connection ended, or its upgrade never happened).
+    pub(crate) fn admit(&self, peer: &SocketAddr) -> Result<Admission, Refused> {
+        let mut per_peer = self
+            .inner
+            .per_peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let open = per_peer.entry(peer.ip()).or_insert(0);
+        if self
+            .inner
+            .config
+            .max_connections_per_ip
+            .is_some_and(|cap| *open >= cap)
+        {
             self.inner
                 .stats
                 .refused_connections
                 .fetch_add(1, Ordering::Relaxed);
             return Err(Refused::TooManyFromPeer);
         }
-        Ok(())
+        *open += 1;
+        Ok(Admission {
+            hub: self.clone(),
+            peer: peer.ip(),
+        })
     }
 
     /// Registers a new connection.

@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use webhooks_api::ApiState;
 
-use crate::hub::{Hub, Socket};
+use crate::hub::{Admission, Hub, Socket};
 use crate::session::Session;
 
 /// The largest client message taken (they are a few hundred bytes).
@@ -66,14 +66,15 @@ async fn upgrade(
     if headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL) {
         return StatusCode::BAD_REQUEST.into_response();
     }
-    if l.hub.admit(&peer).is_err() {
+    let Ok(admission) = l.hub.admit(&peer) else {
         return StatusCode::TOO_MANY_REQUESTS.into_response();
-    }
+    };
     ws.max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| connection(socket, peer, l))
+        .on_upgrade(move |socket| connection(socket, peer, l, admission))
 }
 
-async fn connection(ws: WebSocket, peer: SocketAddr, l: Listener) {
+/// Serves one connection; it counts against its peer address until it ends (`_admission`).
+async fn connection(ws: WebSocket, peer: SocketAddr, l: Listener, _admission: Admission) {
     let socket = l.hub.open(peer);
     tracing::debug!(socket = %socket.id, "websocket opened");
     let session = Session::new(l.hub.clone(), l.api, socket.clone());
