@@ -19,6 +19,11 @@ use crate::session::Session;
 
 /// The largest client message taken (they are a few hundred bytes).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Each connection's read buffer, and how much it writes in one go. The websocket library's
+/// defaults (128 KiB each) are sized for large messages; here clients send a few hundred bytes
+/// and frames are a few KiB, and with a thousand sockets the defaults alone would be 250 MiB.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Replies waiting for the writer; past this the reader waits, and so does the client.
 const REPLY_QUEUE: usize = 32;
 
@@ -70,6 +75,8 @@ async fn upgrade(
         return StatusCode::TOO_MANY_REQUESTS.into_response();
     };
     ws.max_message_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| connection(socket, peer, l, admission))
 }
 
