@@ -139,12 +139,8 @@ pub enum Command {
         /// Only this hook's attempts.
         #[arg(value_name = "HOOK_ID")]
         hook: Option<String>,
-        /// Attempts made at or after this time (gregorian seconds, as crossbar's filters).
-        #[arg(long)]
-        created_from: Option<i64>,
-        /// Attempts made at or before this time (gregorian seconds).
-        #[arg(long)]
-        created_to: Option<i64>,
+        #[command(flatten)]
+        range: CreatedRange,
     },
     /// Send one delivery again (a new try, the same webhook-id, the hook's current uri and
     /// secret). Asks the running daemon.
@@ -168,13 +164,8 @@ pub enum Command {
         /// Only this hook's deliveries.
         #[arg(value_name = "HOOK_ID")]
         hook: Option<String>,
-        /// Failed at or after this time (gregorian seconds); default: the API's longest range
-        /// before --created-to.
-        #[arg(long)]
-        created_from: Option<i64>,
-        /// Failed at or before this time (gregorian seconds); default: now.
-        #[arg(long)]
-        created_to: Option<i64>,
+        #[command(flatten)]
+        range: CreatedRange,
     },
     /// Run a local receiver on 127.0.0.1 that prints every request it gets and answers with
     /// the chosen status; with --secret, checks each signature.
@@ -190,6 +181,19 @@ pub enum Command {
         #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
         account: AccountId,
     },
+}
+
+/// A time range as crossbar's filters name it, in gregorian seconds; the daemon fills in what
+/// is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::Args)]
+pub struct CreatedRange {
+    /// From this time (gregorian seconds); default: the API's longest range before
+    /// --created-to.
+    #[arg(long)]
+    pub created_from: Option<i64>,
+    /// Up to this time (gregorian seconds); default: now.
+    #[arg(long)]
+    pub created_to: Option<i64>,
 }
 
 /// Why a command failed. The messages are KAZOO's where KAZOO has one.
@@ -356,12 +360,8 @@ pub async fn run(
         Command::Attempts {
             account,
             hook,
-            created_from,
-            created_to,
-        } => {
-            let range = (*created_from, *created_to);
-            attempts::attempts(&daemon().await?, account, hook.as_deref(), range, json, out).await
-        }
+            range,
+        } => attempts::attempts(&daemon().await?, account, hook.as_deref(), range, json, out).await,
         Command::Replay {
             account,
             hook,
@@ -370,12 +370,8 @@ pub async fn run(
         Command::Recover {
             account,
             hook,
-            created_from,
-            created_to,
-        } => {
-            let range = (*created_from, *created_to);
-            attempts::recover(&daemon().await?, account, hook.as_deref(), range, out).await
-        }
+            range,
+        } => attempts::recover(&daemon().await?, account, hook.as_deref(), range, out).await,
         Command::Trigger { event, account } => {
             trigger::trigger(&daemon().await?, event, account, out).await
         }

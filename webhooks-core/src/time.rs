@@ -35,18 +35,26 @@ pub fn gregorian_to_unix(greg: i64) -> i64 {
     greg - UNIX_EPOCH_IN_GREGORIAN
 }
 
-/// (year, month 1 to 12) of a day counted from 1970-01-01 (Howard Hinnant's civil-from-days):
-/// what KAZOO's monthly database names are made of.
+/// (year, month 1 to 12) of a day counted from 1970-01-01: what KAZOO's monthly database
+/// names are made of.
 pub fn civil_from_days(days: i64) -> (i64, i64) {
+    let (year, month, _) = civil_date(days);
+    (year, month)
+}
+
+/// (year, month 1 to 12, day 1 to 31) of a day counted from 1970-01-01 (Howard Hinnant's
+/// civil-from-days).
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month)
+    (year, month, day)
 }
 
 /// Days from 1970-01-01 to the first of (year, month): the inverse of [`civil_from_days`] for
@@ -64,6 +72,14 @@ pub fn days_from_civil(year: i64, month: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(19_723), (2024, 1, 1));
+        assert_eq!(civil_date(19_782), (2024, 2, 29));
+        assert_eq!(civil_date(-1), (1969, 12, 31));
+    }
 
     #[test]
     fn epoch_offset_matches_kazoo() {

@@ -17,8 +17,15 @@ type Key = (AccountId, String);
 
 #[derive(Default)]
 pub(crate) struct HookStats {
-    shards: [Mutex<HashMap<Key, Ring>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
     hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Default)]
+struct Shard {
+    rings: HashMap<Key, Ring>,
+    /// The minute its idle rings were last dropped: once a window at most.
+    pruned: i64,
 }
 
 /// `BUCKETS` minutes; slot `minute % BUCKETS` holds that minute's counts while `minutes`
@@ -77,20 +84,29 @@ fn empty(now_minute: i64) -> Vec<Bucket> {
 }
 
 impl HookStats {
-    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, Ring>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    fn shard(&self, account: &AccountId, hook: &str) -> &Mutex<Shard> {
+        // Hashes as the key `(AccountId, String)` does, without building one.
+        let hash = self.hasher.hash_one((account, hook));
+        &self.shards[(hash as usize) % SHARDS]
     }
 
     /// Counts one try of a hook at `now` (unix seconds).
     pub(crate) fn record(&self, account: &AccountId, hook: &str, succeeded: bool, now: i64) {
-        let key = (account.clone(), hook.to_owned());
         let minute = now.div_euclid(BUCKET_SECS);
-        let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
-        if shard.len() > 64 && minute % 10 == 0 {
-            // Now and then, forget the hooks idle for the whole window.
-            shard.retain(|_, ring| ring.last > minute - BUCKETS as i64);
+        let mut shard = self
+            .shard(account, hook)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if minute - shard.pruned >= BUCKETS as i64 {
+            // Once a window, forget the hooks idle for the whole of it.
+            shard.pruned = minute;
+            shard
+                .rings
+                .retain(|_, ring| ring.last > minute - BUCKETS as i64);
         }
+        let key = (account.clone(), hook.to_owned());
         shard
+            .rings
             .entry(key)
             .or_insert_with(Ring::new)
             .add(minute, succeeded);
@@ -99,8 +115,11 @@ impl HookStats {
     pub(crate) fn hook(&self, account: &AccountId, hook: &str, now: i64) -> HookCounts {
         let key = (account.clone(), hook.to_owned());
         let minute = now.div_euclid(BUCKET_SECS);
-        let shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
-        let buckets = match shard.get(&key) {
+        let shard = self
+            .shard(account, hook)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let buckets = match shard.rings.get(&key) {
             Some(ring) => ring.buckets(minute),
             None => empty(minute),
         };
@@ -112,7 +131,7 @@ impl HookStats {
         let mut out: Vec<(String, HookCounts)> = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for ((a, hook), ring) in shard.iter() {
+            for ((a, hook), ring) in shard.rings.iter() {
                 if a == account && ring.last > minute - BUCKETS as i64 {
                     out.push((hook.clone(), HookCounts::from_buckets(ring.buckets(minute))));
                 }

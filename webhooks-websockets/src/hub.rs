@@ -436,7 +436,7 @@ impl EventTap for Hub {
                 let parts = parts.get_or_insert_with(|| EventParts {
                     name: event.name().unwrap_or_default().to_owned(),
                     routing_key: key.clone(),
-                    data: crate::normalize::normalize(&Value::Object(event.0.clone())).to_string(),
+                    data: crate::normalize::normalize_event(&event.0).to_string(),
                 });
                 let dropped = socket
                     .outbox

@@ -41,9 +41,14 @@ const ENVELOPE_HEADERS: [&str; 14] = [
 /// without removing anything at its top level.
 pub fn normalize(event: &Value) -> Value {
     match event {
-        Value::Object(m) => Value::Object(normalize_object(m, &ENVELOPE_HEADERS)),
+        Value::Object(m) => normalize_event(m),
         other => normalize_value(other),
     }
+}
+
+/// [`normalize`] of an event's fields, without making a `Value` of them first.
+pub fn normalize_event(event: &Map<String, Value>) -> Value {
+    Value::Object(normalize_object(event, &ENVELOPE_HEADERS))
 }
 
 fn normalize_object(m: &Map<String, Value>, removed: &[&str]) -> Map<String, Value> {

@@ -11,10 +11,7 @@ use serde_json::{json, Map, Value};
 use webhooks_core::AccountId;
 
 use crate::daemon::Daemon;
-use crate::CliError;
-
-/// A time range in gregorian seconds; either end may be left to the daemon's default.
-pub type Range = (Option<i64>, Option<i64>);
+use crate::{CliError, CreatedRange};
 
 /// Lists the attempts of an account (or of one hook), newest first: a table, or with `json`
 /// the attempts as crossbar returns them.
@@ -22,7 +19,7 @@ pub async fn attempts(
     daemon: &Daemon,
     account: &AccountId,
     hook: Option<&str>,
-    range: Range,
+    range: &CreatedRange,
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
@@ -31,10 +28,10 @@ pub async fn attempts(
         None => format!("/v2/accounts/{account}/webhooks/attempts"),
     };
     let mut query = vec!["page_size=1000".to_owned()];
-    if let Some(from) = range.0 {
+    if let Some(from) = range.created_from {
         query.push(format!("created_from={from}"));
     }
-    if let Some(to) = range.1 {
+    if let Some(to) = range.created_to {
         query.push(format!("created_to={to}"));
     }
     let items = daemon
@@ -96,7 +93,7 @@ pub async fn recover(
     daemon: &Daemon,
     account: &AccountId,
     hook: Option<&str>,
-    range: Range,
+    range: &CreatedRange,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let path = match hook {
@@ -104,10 +101,10 @@ pub async fn recover(
         None => format!("/v2/accounts/{account}/webhooks/recover"),
     };
     let mut data = Map::new();
-    if let Some(from) = range.0 {
+    if let Some(from) = range.created_from {
         data.insert("created_from".into(), json!(from));
     }
-    if let Some(to) = range.1 {
+    if let Some(to) = range.created_to {
         data.insert("created_to".into(), json!(to));
     }
     let answer = daemon
@@ -138,16 +135,7 @@ fn row(time: &str, hook: &str, result: &str, answer: &str, webhook_id: &str) -> 
 fn utc(gregorian: i64) -> String {
     let unix = webhooks_core::time::gregorian_to_unix(gregorian);
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = webhooks_core::time::civil_date(days);
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}")
 }
